@@ -1,0 +1,24 @@
+"""capsim: a discrete-event simulator of LLM inference spend and latency.
+
+The public API: load a scenario, run it, read the result.
+
+    >>> import simulator
+    >>> scenario = simulator.load_scenario("scenarios/serverless_pricing_guide.yaml")
+    >>> result = simulator.run(scenario)
+    >>> result.report["totals"]["monthly_cost_usd"]
+"""
+
+from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
+from simulator.loader import load_scenario
+from simulator.runner import Result, run
+from simulator.scenario import Scenario
+
+__all__ = [
+    "CapsimError",
+    "Result",
+    "RunTooLargeError",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "run",
+]

@@ -1,0 +1,139 @@
+"""Price catalogs: the bundled together.ai prices, or any LiteLLM-format price map.
+
+A LiteLLM price map is a JSON object keyed by model name whose entries give USD per token
+(`input_cost_per_token`, `output_cost_per_token`, optionally `*_batches` and
+`max_input_tokens`); capsim shows and stores USD per 1M tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import ScenarioError
+
+BUNDLED_SOURCE = "together.ai serverless prices via LiteLLM 1.110.2 price map, extracted 2026-11-26"
+_PREFIXES = ("together_ai/", "together-ai/", "togethercomputer/")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model's published prices (USD per 1M tokens) and limits."""
+
+    id: str
+    input_usd_per_1m: float
+    output_usd_per_1m: float
+    batch_input_usd_per_1m: float | None
+    batch_output_usd_per_1m: float | None
+    context_length: int | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class PriceCatalog:
+    """Entries by lower-cased id, plus where they came from."""
+
+    entries: dict[str, CatalogEntry]
+    source: str
+
+    def lookup(self, model_id: str) -> CatalogEntry | None:
+        """The entry for `model_id`, with or without a provider prefix, any case."""
+        key = model_id.strip().lower()
+        candidates = [key] + [key.removeprefix(p) for p in _PREFIXES if key.startswith(p)]
+        for candidate in candidates:
+            if candidate in self.entries:
+                return self.entries[candidate]
+        return None
+
+    def search(self, text: str | None) -> list[CatalogEntry]:
+        """Entries whose id contains `text` (all when None), sorted by id."""
+        needle = (text or "").lower()
+        found = {e.id: e for k, e in self.entries.items() if needle in k}
+        return [found[k] for k in sorted(found, key=str.lower)]
+
+
+def _per_million(entry: dict[str, Any], key: str, where: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}.{key}: expected a number of USD per token, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{where}.{key}: a price cannot be negative, got {value!r}")
+    return float(value) * 1e6
+
+
+def parse_litellm(data: Any, source: str) -> PriceCatalog:
+    """Read a LiteLLM price map (dict of model -> per-token prices); aliases are followed."""
+    if not isinstance(data, dict):
+        raise ScenarioError(source, ["expected a JSON object keyed by model name"])
+    entries: dict[str, CatalogEntry] = {}
+    aliases: dict[str, str] = {}
+    problems: list[str] = []
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or name == "sample_spec":
+            continue
+        if "alias_of" in entry:
+            aliases[name.lower()] = str(entry["alias_of"]).lower()
+            continue
+        try:
+            price_in = _per_million(entry, "input_cost_per_token", name)
+            price_out = _per_million(entry, "output_cost_per_token", name)
+            batch_in = _per_million(entry, "input_cost_per_token_batches", name)
+            batch_out = _per_million(entry, "output_cost_per_token_batches", name)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if price_in is None and price_out is None:
+            continue
+        context = entry.get("max_input_tokens")
+        model_id = name
+        for prefix in _PREFIXES:
+            model_id = model_id.removeprefix(prefix)
+        entries[model_id.lower()] = CatalogEntry(
+            id=model_id,
+            input_usd_per_1m=price_in or 0.0,
+            output_usd_per_1m=price_out or 0.0,
+            batch_input_usd_per_1m=batch_in,
+            batch_output_usd_per_1m=batch_out,
+            context_length=int(context) if isinstance(context, int) and context > 0 else None,
+            mode=str(entry.get("mode", "chat")),
+        )
+    if problems:
+        raise ScenarioError(source, problems)
+    catalog = PriceCatalog(entries, source)
+    for alias, target in aliases.items():
+        resolved = catalog.lookup(target)
+        if resolved is not None:
+            short = alias
+            for prefix in _PREFIXES:
+                short = short.removeprefix(prefix)
+            entries[short] = resolved
+    return catalog
+
+
+def load_catalog_file(path: Path) -> PriceCatalog:
+    """A user's LiteLLM-format price map; a clear error if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(str(path), [f"cannot read the price catalog: {exc.strerror}"]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(
+            str(path), [f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"]
+        ) from None
+    return parse_litellm(data, str(path))
+
+
+@cache
+def bundled_catalog() -> PriceCatalog:
+    """The together.ai catalog shipped in `simulator/data/` (see its README for the source)."""
+    text = resources.files("simulator.data").joinpath("prices_together_ai.json").read_text()
+    return parse_litellm(json.loads(text), BUNDLED_SOURCE)

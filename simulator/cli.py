@@ -1,0 +1,194 @@
+"""The `capsim` command line. User errors print one message and exit with status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from simulator.catalog import bundled_catalog, load_catalog_file
+from simulator.errors import CapsimError
+from simulator.loader import load_scenario
+from simulator.render import console_for_tables, print_table, to_csv
+from simulator.report import to_json
+from simulator.runner import Result, run
+from simulator.scenario import Scenario
+
+EXIT_USAGE = 2
+PROGRESS_MIN_REQUESTS = 200_000
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True, highlight=False).print(
+        f"[bold red]capsim: error:[/] {message}", markup=True
+    )
+    sys.exit(EXIT_USAGE)
+
+
+@contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | None]:
+    """A rich progress bar on stderr, only for a terminal and when not quiet."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda fraction: bar.update(task, completed=fraction)
+
+
+def _write_outputs(result: Result, out: Path) -> list[Path]:
+    """The JSON report and the per-request records (Parquet with pyarrow, else CSV)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.json"]
+    written[0].write_text(to_json(result.report) + "\n")
+    frame = result.records
+    try:
+        import pyarrow  # noqa: F401
+
+        path = out / "records.parquet"
+        frame.to_parquet(path, index=False)
+    except ImportError:
+        path = out / "records.csv"
+        frame.to_csv(path, index=False)
+    written.append(path)
+    return written
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="capsim")
+def cli() -> None:
+    """capsim: what LLM inference will cost per month, and whether it meets its SLOs."""
+
+
+@cli.command("run")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="how to print the report",
+)
+@click.option("--seed", type=click.IntRange(min=0), help="override the scenario's seed")
+@click.option("--replications", type=click.IntRange(1, 1000), help="independent runs to average")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="also write report.json and per-request records into this folder",
+)
+@click.option("--force", is_flag=True, help="run even when the run is estimated to be too large")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def run_command(
+    scenario: Path,
+    fmt: str,
+    seed: int | None,
+    replications: int | None,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Simulate SCENARIO and print its report."""
+    spec = load_scenario(scenario)
+    big = spec.expected_requests() * (replications or spec.replications) >= PROGRESS_MIN_REQUESTS
+    with _progress(big and not quiet, f"simulating {spec.name}") as progress:
+        result = run(spec, seed=seed, replications=replications, progress=progress, force=force)
+    if fmt == "json":
+        click.echo(to_json(result.report))
+    elif fmt == "csv":
+        click.echo(to_csv(result.report), nl=False)
+    else:
+        print_table(result.report)
+    if out is not None:
+        for path in _write_outputs(result, out):
+            click.echo(f"wrote {path}", err=True)
+
+
+@cli.command("validate")
+@click.argument("scenario", type=click.Path(path_type=Path))
+def validate_command(scenario: Path) -> None:
+    """Check SCENARIO and say what it holds."""
+    spec: Scenario = load_scenario(scenario)
+    click.echo(
+        f"{scenario}: valid: {len(spec.models)} models, {len(spec.workloads)} workloads, "
+        f"{len(spec.deployments)} deployments; horizon {spec.horizon:g} s, "
+        f"about {spec.expected_requests():,.0f} requests per replication"
+    )
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the scenario format (for editors)."""
+    schema: dict[str, Any] = Scenario.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "capsim scenario (format v1)"
+    click.echo(json.dumps(schema, indent=2))
+
+
+@cli.command("prices")
+@click.argument("model", required=False)
+@click.option("--catalog", type=click.Path(path_type=Path), help="a LiteLLM-format price map")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def prices_command(model: str | None, catalog: Path | None, fmt: str) -> None:
+    """Show the price catalog (USD per 1M tokens), or the models whose id contains MODEL."""
+    cat = load_catalog_file(catalog) if catalog else bundled_catalog()
+    entries = cat.search(model)
+    if not entries:
+        raise CapsimError(f"no model id contains {model!r} in the catalog ({cat.source})")
+    if fmt == "json":
+        click.echo(
+            json.dumps({"source": cat.source, "models": [e.__dict__ for e in entries]}, indent=2)
+        )
+        return
+    table = Table(title=f"Prices, USD per 1M tokens — {cat.source}", title_justify="left")
+    for column in ("model", "input", "output", "batch input", "batch output", "context"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for e in entries:
+        batch_in = e.batch_input_usd_per_1m
+        batch_out = e.batch_output_usd_per_1m
+        table.add_row(
+            e.id,
+            f"{e.input_usd_per_1m:.3f}",
+            f"{e.output_usd_per_1m:.3f}",
+            "-" if batch_in is None else f"{batch_in:.3f}",
+            "-" if batch_out is None else f"{batch_out:.3f}",
+            "-" if e.context_length is None else f"{e.context_length:,}",
+        )
+    console_for_tables().print(table)
+    click.echo(
+        "batch: the model's *_batches price where listed, else input/output x (1 - "
+        "discount), discount 0.5 by default"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command group; a CapsimError becomes one message and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="capsim", standalone_mode=False)
+    except CapsimError as exc:
+        _fail(str(exc))
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted")

@@ -1,0 +1,79 @@
+"""What every deployment model does for the engine: admit or refuse a request, then account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import simpy
+
+from simulator.records import Records
+from simulator.scenario import Scenario
+
+
+@dataclass
+class EngineContext:
+    """What a deployment model may touch during a run (all of it fresh for that run)."""
+
+    scenario: Scenario
+    records: Records
+    env: simpy.Environment
+    rng: np.random.Generator
+
+
+@dataclass
+class DeploymentSummary:
+    """A deployment's own accounting after the run (per-token costs are in the records)."""
+
+    fixed_cost_usd: float = 0.0
+    gpu_hours: float | None = None
+    utilization: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DeploymentModel:
+    """Base of the deployment kinds; `offer` is called once per request routed here."""
+
+    kind: ClassVar[str]
+    uses_clock: ClassVar[bool] = False  # True when the model schedules its own SimPy events
+
+    def __init__(self, spec: Any, index: int, context: EngineContext) -> None:
+        self.spec = spec
+        self.name: str = spec.name
+        self.index = index
+        self.context = context
+        self.records = context.records
+        self.spilled = 0
+
+    def offer(self, i: int, now: float) -> bool:
+        """Take request `i` (arrived at `now`) and fill its record, or refuse it (False)."""
+        raise NotImplementedError
+
+    def summary(self) -> DeploymentSummary:
+        return DeploymentSummary()
+
+
+def per_workload_prices(scenario: Scenario, batch_discount: float | None = None) -> np.ndarray:
+    """USD per 1M tokens, shape (workloads, 2): input and output price of each workload's model.
+
+    With `batch_discount`, the model's `batch_price` if set, else price x (1 - discount).
+    """
+    prices = np.zeros((len(scenario.workloads), 2))
+    for w, workload in enumerate(scenario.workloads):
+        model = scenario.models[workload.model]
+        price = model.serverless_price
+        if batch_discount is not None:
+            if model.batch_price is not None:
+                price = model.batch_price
+            else:
+                factor = 1.0 - batch_discount
+                prices[w] = (price.input * factor, price.output * factor)
+                continue
+        prices[w] = (price.input, price.output)
+    return prices
+
+
+def token_cost(prices: np.ndarray, workload: int, n_in: int, n_out: int) -> float:
+    """USD of one request: (input x price_in + output x price_out) / 1e6."""
+    return float((n_in * prices[workload, 0] + n_out * prices[workload, 1]) / 1e6)

@@ -1,0 +1,105 @@
+"""Serverless endpoints: per-token prices, closed-form latency, optional token-bucket limits."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from simulator.deployment_specs import RateLimit, ServerlessSpec
+from simulator.deployments.base import (
+    DeploymentModel,
+    DeploymentSummary,
+    EngineContext,
+    per_workload_prices,
+    token_cost,
+)
+from simulator.records import Outcome
+
+
+class TokenBucket:
+    """Capacity `per_min`, refilled continuously at `per_min / 60` per second.
+
+    A caller that is allowed to wait reserves its tokens now and may drive the level
+    negative; the wait is the time for the refill to pay that debt back (GCRA), so
+    waiting callers are served first come, first served.
+    """
+
+    def __init__(self, per_min: float) -> None:
+        self.capacity = per_min
+        self.refill = per_min / 60.0
+        self.level = per_min
+        self.updated = 0.0
+
+    def wait_for(self, amount: float, now: float) -> float:
+        """Seconds until `amount` is available (inf if it exceeds the capacity)."""
+        if amount > self.capacity:
+            return math.inf
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.refill)
+        self.updated = now
+        return max(0.0, (amount - self.level) / self.refill)
+
+    def take(self, amount: float) -> None:
+        self.level -= amount
+
+
+class ServerlessEndpoint(DeploymentModel):
+    """Always has capacity, unless a rate limit says otherwise; no events needed."""
+
+    kind: ClassVar[str] = "serverless"
+    spec: ServerlessSpec
+
+    def __init__(self, spec: ServerlessSpec, index: int, context: EngineContext) -> None:
+        super().__init__(spec, index, context)
+        self.prices = per_workload_prices(context.scenario)
+        self.tpot = 1.0 / spec.output_tokens_per_s
+        self.prefill_s_per_token = (
+            1.0 / spec.prefill_tokens_per_s if spec.prefill_tokens_per_s else 0.0
+        )
+        limit: RateLimit | None = spec.rate_limit
+        self.request_bucket = (
+            TokenBucket(limit.requests_per_min) if limit and limit.requests_per_min else None
+        )
+        self.token_bucket = (
+            TokenBucket(limit.tokens_per_min) if limit and limit.tokens_per_min else None
+        )
+        self.rate_limited = 0
+        self.delayed_s = 0.0
+
+    def _limit_wait(self, tokens: int, now: float) -> float:
+        wait = 0.0
+        if self.request_bucket is not None:
+            wait = self.request_bucket.wait_for(1.0, now)
+        if self.token_bucket is not None:
+            wait = max(wait, self.token_bucket.wait_for(float(tokens), now))
+        return wait
+
+    def offer(self, i: int, now: float) -> bool:
+        r = self.records
+        n_in = int(r.input_tokens[i])
+        n_out = int(r.output_tokens[i])
+        wait = 0.0
+        if self.request_bucket is not None or self.token_bucket is not None:
+            wait = self._limit_wait(n_in + n_out, now)
+            if wait > 0:
+                self.rate_limited += 1
+                if self.spec.on_limit == "spill" or math.isinf(wait):
+                    return False
+                self.delayed_s += wait
+            if self.request_bucket is not None:
+                self.request_bucket.take(1.0)
+            if self.token_bucket is not None:
+                self.token_bucket.take(float(n_in + n_out))
+        start = now + wait
+        first = start + self.spec.ttft + n_in * self.prefill_s_per_token
+        w = r.workload[i]
+        r.start[i] = start
+        r.first_token[i] = first
+        r.finish[i] = first + (n_out - 1) * self.tpot
+        r.cost[i] = token_cost(self.prices, w, n_in, n_out)
+        r.outcome[i] = Outcome.COMPLETED
+        return True
+
+    def summary(self) -> DeploymentSummary:
+        return DeploymentSummary(
+            extra={"rate_limited": self.rate_limited, "rate_limit_wait_s": self.delayed_s}
+        )

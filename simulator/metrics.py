@@ -1,0 +1,222 @@
+"""Metrics of one run: costs, $/1M tokens, latency quantiles, SLO attainment, utilization.
+
+Plain functions from a `RunResult` to plain dicts (the report's stable keys). Counts, tokens
+and costs cover the whole horizon; latency and SLO figures skip arrivals before `warmup`;
+latency quantiles are over completed requests, SLO attainment counts rejections as misses. A deployment's fixed spend (GPU-hours) is shared among the
+workloads it served in proportion to their tokens there, so workload costs add up to the total.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from simulator.engine import RunResult
+from simulator.records import Outcome, Reason, Records
+from simulator.scenario import SLOTarget
+
+QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+
+
+def cost_figures(cost: float, tokens: float, horizon_s: float, month_s: float) -> dict[str, Any]:
+    """cost_usd, monthly_cost_usd (scaled by month / horizon) and usd_per_1m_tokens."""
+    return {
+        "cost_usd": cost,
+        "monthly_cost_usd": cost * month_s / horizon_s,
+        "usd_per_1m_tokens": cost / tokens * 1e6 if tokens > 0 else None,
+    }
+
+
+def latency_summary(values: np.ndarray) -> dict[str, float | None]:
+    """mean, p50, p90, p95, p99 of `values` (None when there are none)."""
+    if len(values) == 0:
+        return {"mean": None, **dict.fromkeys(QUANTILES)}
+    qs = np.quantile(values, list(QUANTILES.values()))
+    return {
+        "mean": float(values.mean()),
+        **{k: float(v) for k, v in zip(QUANTILES, qs, strict=True)},
+    }
+
+
+def latency_columns(records: Records, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-request latencies of the masked requests (NaN-free; tpot only where defined)."""
+    arrival = records.arrival[mask]
+    first = records.first_token[mask]
+    finish = records.finish[mask]
+    out = records.output_tokens[mask]
+    ttft = first - arrival
+    has_tpot = np.isfinite(first) & (out > 1)
+    tpot = (finish[has_tpot] - first[has_tpot]) / (out[has_tpot] - 1)
+    return {
+        "ttft": ttft[np.isfinite(ttft)],
+        "tpot": tpot,
+        "e2e": finish - arrival,
+        "queue": records.start[mask] - arrival,
+    }
+
+
+def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
+    """The q-quantile (linear, as numpy's default) of `values` plus `misses` infinite ones."""
+    ordered = np.sort(values)
+    total = len(ordered) + misses
+    position = q * (total - 1)
+    low, high = int(np.floor(position)), int(np.ceil(position))
+    if high >= len(ordered):
+        return math.inf
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def slo_entry(target: SLOTarget, columns: dict[str, np.ndarray], rejected: int) -> dict[str, Any]:
+    """Observed quantile against the target, and attainment = share of requests within it.
+
+    A rejected request never met its target: it counts as a miss in the attainment and as an
+    infinitely slow request in the observed quantile (reported as null when that is where the
+    quantile falls). `met` is False whenever the observed quantile is over the target.
+    """
+    values = columns["e2e" if target.metric == "completion" else target.metric]
+    entry: dict[str, Any] = {
+        "key": target.key,
+        "metric": target.metric,
+        "quantile": target.quantile,
+        "target_s": target.target_s,
+        "observed_s": None,
+        "attainment": None,
+        "met": None,
+        "samples": len(values),
+        "rejected": rejected,
+    }
+    total = len(values) + rejected
+    if total:
+        if target.quantile >= 1:
+            observed = math.inf if rejected else float(values.max())
+        else:
+            observed = quantile_with_misses(values, rejected, target.quantile)
+        entry["observed_s"] = observed if math.isfinite(observed) else None
+        entry["attainment"] = float(np.sum(values <= target.target_s)) / total
+        entry["met"] = bool(observed <= target.target_s)
+    return entry
+
+
+def _fixed_cost_shares(result: RunResult) -> np.ndarray:
+    """Fixed spend of each deployment split over workloads, shape (workloads, deployments)."""
+    scenario, r = result.scenario, result.records
+    n_w, n_d = len(scenario.workloads), len(scenario.deployments)
+    tokens = np.zeros((n_w, n_d))
+    served = r.deployment >= 0
+    np.add.at(
+        tokens,
+        (r.workload[served], r.deployment[served]),
+        (r.input_tokens[served] + r.output_tokens[served]).astype(np.float64),
+    )
+    shares = np.zeros((n_w, n_d))
+    for j, summary in enumerate(result.summaries):
+        if summary.fixed_cost_usd == 0:
+            continue
+        column = tokens[:, j]
+        if column.sum() > 0:
+            weights = column / column.sum()
+        else:
+            routed = np.array([scenario.deployments[j].name in w.route for w in scenario.workloads])
+            weights = routed / max(routed.sum(), 1)
+        shares[:, j] = weights * summary.fixed_cost_usd
+    return shares
+
+
+def workload_rows(result: RunResult) -> list[dict[str, Any]]:
+    """Per-workload counts, tokens, costs, latency and SLO entries."""
+    scenario, r = result.scenario, result.records
+    horizon, month = scenario.horizon, scenario.month
+    fixed = _fixed_cost_shares(result).sum(axis=1)
+    measured_period = r.arrival >= scenario.warmup
+    completed = r.outcome == Outcome.COMPLETED
+    rows = []
+    for w, workload in enumerate(scenario.workloads):
+        mine = r.workload == w
+        done = mine & completed
+        n_in = int(r.input_tokens[done].sum())
+        n_out = int(r.output_tokens[done].sum())
+        cost = float(r.cost[done].sum()) + float(fixed[w])
+        columns = latency_columns(r, done & measured_period)
+        rejected = int(np.sum(mine & measured_period & (r.outcome == Outcome.REJECTED)))
+        rows.append(
+            {
+                "name": workload.name,
+                "model": workload.model,
+                "tags": dict(workload.tags),
+                "requests": int(mine.sum()),
+                "completed": int(done.sum()),
+                "rejected": int((mine & (r.outcome == Outcome.REJECTED)).sum()),
+                "rejected_context_length": int((mine & (r.reason == Reason.CONTEXT_LENGTH)).sum()),
+                "rejected_no_capacity": int((mine & (r.reason == Reason.NO_CAPACITY)).sum()),
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                **cost_figures(cost, n_in + n_out, horizon, month),
+                "latency": {f"{k}_s": latency_summary(v) for k, v in columns.items()},
+                "slo": [slo_entry(t, columns, rejected) for t in workload.slo_targets()],
+            }
+        )
+    return rows
+
+
+def deployment_rows(result: RunResult) -> list[dict[str, Any]]:
+    """Per-deployment requests served, tokens, spend (fixed included), utilization, spills."""
+    scenario, r = result.scenario, result.records
+    rows = []
+    for j, spec in enumerate(scenario.deployments):
+        mine = r.deployment == j
+        n_in = int(r.input_tokens[mine].sum())
+        n_out = int(r.output_tokens[mine].sum())
+        summary = result.summaries[j]
+        cost = float(r.cost[mine].sum()) + summary.fixed_cost_usd
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "requests": int(mine.sum()),
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                **cost_figures(cost, n_in + n_out, scenario.horizon, scenario.month),
+                "utilization": summary.utilization,
+                "gpu_hours": summary.gpu_hours,
+                "spilled": result.spilled[j],
+                **summary.extra,
+            }
+        )
+    return rows
+
+
+def grouped_rows(
+    rows: list[dict[str, Any]], key: str, values: list[str], horizon: float, month: float
+) -> list[dict[str, Any]]:
+    """Sum requests, tokens and cost of `rows` by `values` (one per row), in first-seen order."""
+    groups: dict[str, dict[str, float]] = {}
+    for row, value in zip(rows, values, strict=True):
+        g = groups.setdefault(
+            value, {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        )
+        for k in g:
+            g[k] += row[k]
+    return [
+        {
+            key: value,
+            "requests": int(g["requests"]),
+            "input_tokens": int(g["input_tokens"]),
+            "output_tokens": int(g["output_tokens"]),
+            **cost_figures(g["cost_usd"], g["input_tokens"] + g["output_tokens"], horizon, month),
+        }
+        for value, g in groups.items()
+    ]
+
+
+def time_average_in_system(start: np.ndarray, end: np.ndarray, t0: float, t1: float) -> float:
+    """Time-weighted mean number of intervals [start, end) open during [t0, t1).
+
+    The integral of the count over the window is the sum of each interval's overlap with it,
+    so this is exact, with no per-event averaging.
+    """
+    if t1 <= t0:
+        raise ValueError("empty window")
+    overlap = np.clip(np.minimum(end, t1) - np.maximum(start, t0), 0.0, None)
+    return float(overlap.sum() / (t1 - t0))

@@ -1,0 +1,95 @@
+"""Per-request records: flat, typed, preallocated columns, one row per arrived request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Outcome(IntEnum):
+    PENDING = 0
+    COMPLETED = 1
+    REJECTED = 2
+
+
+class Reason(IntEnum):
+    """Why a request was rejected (NONE for completed ones)."""
+
+    NONE = 0
+    CONTEXT_LENGTH = 1
+    NO_CAPACITY = 2
+
+
+@dataclass
+class Records:
+    """Columns of equal length; row i is the i-th arrival of the run (all workloads merged)."""
+
+    workload: np.ndarray  # int32, index into scenario.workloads
+    arrival: np.ndarray  # float64, s
+    input_tokens: np.ndarray  # int64
+    output_tokens: np.ndarray  # int64
+    deployment: np.ndarray  # int16, index into scenario.deployments; -1 if rejected
+    outcome: np.ndarray  # int8, Outcome
+    reason: np.ndarray  # int8, Reason
+    spills: np.ndarray  # int8, deployments that refused the request before one admitted it
+    start: np.ndarray  # float64, s: service began (arrival + queueing)
+    first_token: np.ndarray  # float64, s (NaN where no stream, e.g. batch)
+    finish: np.ndarray  # float64, s
+    cost: np.ndarray  # float64, USD billed per token (0 for reserved capacity)
+
+    @classmethod
+    def allocate(
+        cls,
+        workload: np.ndarray,
+        arrival: np.ndarray,
+        input_tokens: np.ndarray,
+        output_tokens: np.ndarray,
+    ) -> Records:
+        n = len(arrival)
+        nan = np.full(n, np.nan)
+        return cls(
+            workload=workload.astype(np.int32),
+            arrival=arrival.astype(np.float64),
+            input_tokens=input_tokens.astype(np.int64),
+            output_tokens=output_tokens.astype(np.int64),
+            deployment=np.full(n, -1, dtype=np.int16),
+            outcome=np.zeros(n, dtype=np.int8),
+            reason=np.zeros(n, dtype=np.int8),
+            spills=np.zeros(n, dtype=np.int8),
+            start=nan.copy(),
+            first_token=nan.copy(),
+            finish=nan.copy(),
+            cost=np.zeros(n),
+        )
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+    def to_frame(self, workload_names: list[str], deployment_names: list[str]) -> pd.DataFrame:
+        """The records as a DataFrame, with names instead of indices and latencies derived."""
+        import pandas as pd
+
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        frame = pd.DataFrame(columns)
+        frame["workload"] = pd.Categorical.from_codes(
+            self.workload.astype(np.int64), categories=pd.Index(workload_names)
+        )
+        frame["deployment"] = pd.Categorical.from_codes(
+            self.deployment.astype(np.int64), categories=pd.Index(deployment_names)
+        )
+        frame["outcome"] = pd.Categorical.from_codes(
+            self.outcome.astype(np.int64), categories=pd.Index([o.name.lower() for o in Outcome])
+        )
+        frame["reason"] = pd.Categorical.from_codes(
+            self.reason.astype(np.int64), categories=pd.Index([r.name.lower() for r in Reason])
+        )
+        frame["queue_s"] = self.start - self.arrival
+        frame["ttft_s"] = self.first_token - self.arrival
+        frame["e2e_s"] = self.finish - self.arrival
+        return frame

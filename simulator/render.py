@@ -1,0 +1,224 @@
+"""Showing a report: a rich terminal table, or CSV rows (the JSON is `report.to_json`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+
+def fmt_seconds(value: float | None) -> str:
+    """A duration the way a person reads it: 850 ms, 2.40 s, 12.5 min, 3.2 h."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 120:
+        return f"{value:.2f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    if value < 172800:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.3g} d"
+
+
+def fmt_usd(value: float | None, cents: bool = False) -> str:
+    if value is None:
+        return "-"
+    if cents or abs(value) < 100:
+        return f"${value:,.2f}"
+    return f"${value:,.0f}"
+
+
+def fmt_count(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}"
+
+
+def fmt_share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _ci(row: dict[str, Any], key: str, fmt: Any) -> str:
+    text = str(fmt(row.get(key)))
+    interval = row.get(f"{key}_ci95")
+    if interval:
+        text += f" ±{fmt((interval[1] - interval[0]) / 2)}"
+    return text
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, title_style="bold")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    return table
+
+
+def report_tables(report: dict[str, Any]) -> Group:
+    """The report as rich tables: totals, workloads, SLOs, deployments, breakdowns."""
+    t = report["totals"]
+    head = Text.assemble(
+        ("capsim ", "bold"),
+        (report["scenario"], "bold cyan"),
+        f"  horizon {fmt_seconds(report['horizon_s'])} · month {fmt_seconds(report['month_s'])}"
+        f" · seed {report['seed']} · replications {report['replications']}",
+    )
+    totals = Table(
+        title="Totals",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        title_style="bold",
+        show_header=False,
+    )
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    for label, value in (
+        ("requests", fmt_count(t["requests"])),
+        ("completed / rejected", f"{fmt_count(t['completed'])} / {fmt_count(t['rejected'])}"),
+        (
+            "input / output tokens",
+            f"{fmt_count(t['input_tokens'])} / {fmt_count(t['output_tokens'])}",
+        ),
+        (f"cost over {fmt_seconds(report['horizon_s'])}", fmt_usd(t["cost_usd"], True)),
+        ("monthly cost", _ci(t, "monthly_cost_usd", fmt_usd)),
+        ("$ per 1M tokens", fmt_usd(t["usd_per_1m_tokens"], True)),
+    ):
+        totals.add_row(label, value)
+
+    workloads = _table(
+        "Workloads",
+        [
+            "workload",
+            "model",
+            "requests",
+            "rejected",
+            "monthly cost",
+            "$/1M tokens",
+            "TTFT p95",
+            "TPOT p95",
+            "E2E p99",
+        ],
+    )
+    slos = _table("SLOs", ["workload", "SLO", "target", "observed", "attainment", "met"])
+    for w in report["workloads"]:
+        lat = w["latency"]
+        workloads.add_row(
+            w["name"],
+            w["model"],
+            fmt_count(w["requests"]),
+            fmt_count(w["rejected"]),
+            _ci(w, "monthly_cost_usd", fmt_usd),
+            fmt_usd(w["usd_per_1m_tokens"], True),
+            fmt_seconds(lat["ttft_s"]["p95"]),
+            fmt_seconds(lat["tpot_s"]["p95"]),
+            fmt_seconds(lat["e2e_s"]["p99"]),
+        )
+        for s in w["slo"]:
+            met = s["met"]
+            mark = (
+                Text("-")
+                if met is None
+                else (Text("yes", style="green") if met else Text("NO", style="bold red"))
+            )
+            slos.add_row(
+                w["name"],
+                s["key"],
+                fmt_seconds(s["target_s"]),
+                fmt_seconds(s["observed_s"]),
+                fmt_share(s["attainment"]),
+                mark,
+            )
+
+    deployments = _table(
+        "Deployments",
+        [
+            "deployment",
+            "kind",
+            "requests",
+            "spilled",
+            "monthly cost",
+            "$/1M tokens",
+            "utilization",
+            "GPU-hours",
+        ],
+    )
+    for d in report["deployments"]:
+        deployments.add_row(
+            d["name"],
+            d["kind"],
+            fmt_count(d["requests"]),
+            fmt_count(d["spilled"]),
+            _ci(d, "monthly_cost_usd", fmt_usd),
+            fmt_usd(d["usd_per_1m_tokens"], True),
+            fmt_share(d["utilization"]),
+            fmt_count(d["gpu_hours"]),
+        )
+    parts: list[Any] = [head, totals, workloads]
+    if slos.row_count:
+        parts.append(slos)
+    parts.append(deployments)
+    for key, rows in report["breakdowns"].items():
+        table = _table(
+            f"By {key}",
+            [key, "requests", "input tokens", "output tokens", "monthly cost", "$/1M tokens"],
+        )
+        for row in rows:
+            table.add_row(
+                row["value"],
+                fmt_count(row["requests"]),
+                fmt_count(row["input_tokens"]),
+                fmt_count(row["output_tokens"]),
+                fmt_usd(row["monthly_cost_usd"]),
+                fmt_usd(row["usd_per_1m_tokens"], True),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
+def console_for_tables() -> Console:
+    """Standard output; 120 columns wide when it is not a terminal (files, pipes)."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=120)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    console_for_tables().print(report_tables(report))
+
+
+CSV_COLUMNS = [
+    "scope",
+    "name",
+    "kind",
+    "requests",
+    "completed",
+    "rejected",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "monthly_cost_usd",
+    "usd_per_1m_tokens",
+]
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """One row for the total, each deployment, workload, model and tag value."""
+    rows: list[dict[str, Any]] = [
+        {"scope": "total", "name": report["scenario"], **report["totals"]}
+    ]
+    rows += [{"scope": "deployment", **d} for d in report["deployments"]]
+    rows += [{"scope": "workload", "kind": w["model"], **w} for w in report["workloads"]]
+    rows += [{"scope": "model", "name": m["model"], **m} for m in report["models"]]
+    for key, values in report["breakdowns"].items():
+        rows += [{"scope": f"tag:{key}", "name": v["value"], **v} for v in values]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    return out.getvalue()

@@ -1,0 +1,77 @@
+"""Running a scenario: replications from one seed, and the result a user reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.engine import RunResult, simulate
+from simulator.errors import RunTooLargeError
+from simulator.report import build_report, combine_reports
+from simulator.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_REQUESTS = 30_000_000
+"""Requests per run beyond which a run is refused unless forced (about 60 B of records each)."""
+REQUESTS_PER_SECOND = 400_000
+"""Rough engine speed used only for the estimate in the refusal message."""
+
+
+@dataclass
+class Result:
+    """A run or replicated study: the report (dict) and each replication's raw results."""
+
+    scenario: Scenario
+    report: dict[str, Any]
+    runs: list[RunResult] = field(repr=False)
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """Per-request records of the first replication, as a DataFrame."""
+        run = self.runs[0]
+        names = [w.name for w in self.scenario.workloads]
+        frame = run.records.to_frame(names, run.deployment_names)
+        return frame
+
+
+def check_size(scenario: Scenario, replications: int, force: bool = False) -> None:
+    """Refuse, up front, a run whose request count is absurd for this machine."""
+    expected = scenario.expected_requests()
+    if force or expected <= MAX_REQUESTS:
+        return
+    seconds = expected * replications / REQUESTS_PER_SECOND
+    raise RunTooLargeError(
+        f"scenario {scenario.name!r} would simulate about {expected:,.0f} requests per "
+        f"replication x {replications} (about {expected * 60 / 1e9:.1f} GB of records and "
+        f"{seconds / 60:.0f} min); the limit is {MAX_REQUESTS:,}. Shorten the horizon, or "
+        "pass --force to run it anyway."
+    )
+
+
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    replications: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    force: bool = False,
+) -> Result:
+    """Simulate `scenario` (optionally with another seed or replication count)."""
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
+    count = replications if replications is not None else scenario.replications
+    if count < 1:
+        raise ValueError("replications must be >= 1")
+    check_size(scenario, count, force)
+    runs = []
+    for rep in range(count):
+
+        def step(fraction: float, rep: int = rep) -> None:
+            if progress is not None:
+                progress((rep + fraction) / count)
+
+        runs.append(simulate(scenario, rep, step))
+    report = combine_reports([build_report(r) for r in runs])
+    return Result(scenario, report, runs)

@@ -1,0 +1,170 @@
+"""The scenario (format v1): models, workloads, deployments, horizon, seed — validated, frozen.
+
+`simulator.loader` reads files into it; everything else reads it and never changes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from simulator.arrivals import ArrivalSpec
+from simulator.catalog import PriceCatalog, bundled_catalog
+from simulator.deployment_specs import AnyDeploymentSpec
+from simulator.distributions import TokenDist
+from simulator.spec import Spec
+from simulator.units import DEFAULT_MONTH_S, Duration
+
+_SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
+SLO_METRICS = ("ttft", "tpot", "e2e", "queue")
+
+
+class Price(Spec):
+    """USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ModelSpec(Spec):
+    """An LLM: its serverless and batch prices and its context length."""
+
+    id: str | None = None
+    price: Price | None = None
+    batch_price: Price | None = None
+    context_length: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _resolve_from_catalog(self, info: ValidationInfo) -> ModelSpec:
+        if self.price is not None and (self.context_length is not None or self.id is None):
+            return self
+        catalog: PriceCatalog = (info.context or {}).get("catalog") or bundled_catalog()
+        if self.id is None:
+            raise ValueError("give a price {input, output} (USD per 1M tokens) or a catalog id")
+        entry = catalog.lookup(self.id)
+        if entry is None:
+            if self.price is not None:
+                return self
+            raise ValueError(
+                f"model id {self.id!r} is not in the price catalog ({catalog.source}); "
+                "give price: {input, output} or see `capsim prices`"
+            )
+        update: dict[str, Any] = {}
+        if self.price is None:
+            update["price"] = Price(input=entry.input_usd_per_1m, output=entry.output_usd_per_1m)
+        if (
+            self.batch_price is None
+            and self.price is None
+            and entry.batch_input_usd_per_1m is not None
+            and entry.batch_output_usd_per_1m is not None
+        ):
+            update["batch_price"] = Price(
+                input=entry.batch_input_usd_per_1m, output=entry.batch_output_usd_per_1m
+            )
+        if self.context_length is None and entry.context_length is not None:
+            update["context_length"] = entry.context_length
+        return self.model_copy(update=update)
+
+    @property
+    def serverless_price(self) -> Price:
+        assert self.price is not None  # guaranteed by validation
+        return self.price
+
+
+@dataclass(frozen=True)
+class SLOTarget:
+    """One latency target: `metric` quantile `quantile` must be <= `target_s`."""
+
+    key: str
+    metric: str
+    quantile: float
+    target_s: float
+
+
+class Workload(Spec):
+    """A stream of requests of one model, with its traffic, SLO and route."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    arrivals: ArrivalSpec
+    input_tokens: TokenDist
+    output_tokens: TokenDist
+    slo: dict[str, Duration] = Field(default_factory=dict)
+    route: list[str] = Field(min_length=1)
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        for key in value:
+            if key != "completion" and not _SLO_KEY.match(key):
+                raise ValueError(
+                    f"unknown SLO key {key!r}: use <metric>_p<q> with metric ttft, tpot, e2e "
+                    "or queue and q 50, 90, 95, 99 or 99.9 (e.g. ttft_p95), or completion"
+                )
+        return value
+
+    def slo_targets(self) -> list[SLOTarget]:
+        """The SLO as targets; `completion` (batch) applies to every request (quantile 1)."""
+        targets = []
+        for key, target in self.slo.items():
+            if key == "completion":
+                targets.append(SLOTarget(key, "completion", 1.0, target))
+            else:
+                metric, q = key.split("_p")
+                targets.append(SLOTarget(key, metric, float(q) / 100, target))
+        return targets
+
+
+class Scenario(Spec):
+    """One scenario file, validated: the immutable input of every run."""
+
+    name: str = Field(min_length=1)
+    seed: int = Field(default=0, ge=0)
+    horizon: Duration = Field(gt=0)
+    month: Duration = Field(default=DEFAULT_MONTH_S, gt=0)
+    replications: int = Field(default=1, ge=1, le=1000)
+    warmup: Duration = 0.0
+    catalog: str | None = None
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    workloads: list[Workload] = Field(min_length=1)
+    deployments: list[AnyDeploymentSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Scenario:
+        problems = []
+        if self.warmup >= self.horizon:
+            problems.append(f"warmup ({self.warmup:g} s) must be shorter than the horizon")
+        for kind, names in (
+            ("workload", [w.name for w in self.workloads]),
+            ("deployment", [d.name for d in self.deployments]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                problems.append(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        deployment_names = {d.name for d in self.deployments}
+        for w in self.workloads:
+            if w.model not in self.models:
+                problems.append(
+                    f"workloads.{w.name}.model: {w.model!r} is not a model of this scenario "
+                    f"(models: {', '.join(self.models)})"
+                )
+            for entry in w.route:
+                if entry not in deployment_names:
+                    problems.append(
+                        f"workloads.{w.name}.route: {entry!r} is not a deployment "
+                        f"(deployments: {', '.join(sorted(deployment_names))})"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def workload(self, name: str) -> Workload:
+        return next(w for w in self.workloads if w.name == name)
+
+    def expected_requests(self) -> float:
+        """Mean number of arrivals over the horizon in one replication."""
+        return sum(w.arrivals.mean_rate() * self.horizon for w in self.workloads)

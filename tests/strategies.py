@@ -1,0 +1,98 @@
+"""Hypothesis strategies for scenario pieces, shared by the property tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+whole = st.integers(min_value=1, max_value=20_000)
+
+
+@st.composite
+def token_distributions(draw: st.DrawFn, with_max: bool = True) -> dict[str, Any]:
+    """A token-length distribution as a scenario writes it."""
+    kind = draw(st.sampled_from(["fixed", "exponential", "lognormal", "uniform", "empirical"]))
+    spec: dict[str, Any]
+    if kind == "fixed":
+        spec = {"dist": "fixed", "value": draw(whole)}
+    elif kind == "exponential":
+        spec = {"dist": "exponential", "mean": draw(st.floats(20, 5000))}
+    elif kind == "lognormal":
+        spec = {
+            "dist": "lognormal",
+            "mean": draw(st.floats(20, 5000)),
+            "cv": draw(st.floats(0.05, 2.0)),
+        }
+    elif kind == "uniform":
+        low = draw(whole)
+        spec = {"dist": "uniform", "low": low, "high": low + draw(st.integers(0, 5000))}
+    else:
+        values = draw(st.lists(whole, min_size=1, max_size=8))
+        spec = {"dist": "empirical", "values": values}
+        if draw(st.booleans()):
+            spec["weights"] = draw(
+                st.lists(st.floats(0.1, 10), min_size=len(values), max_size=len(values))
+            )
+    if with_max and draw(st.booleans()):
+        spec["max"] = draw(st.integers(1, 30_000))
+    return spec
+
+
+@st.composite
+def deployments(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    """A serverless (maybe rate-limited) or batch deployment."""
+    if draw(st.booleans()):
+        spec: dict[str, Any] = {
+            "name": name,
+            "kind": "serverless",
+            "ttft": draw(st.floats(0, 2)),
+            "output_tokens_per_s": draw(st.floats(5, 500)),
+        }
+        if draw(st.booleans()):
+            spec["rate_limit"] = {"requests_per_min": draw(st.floats(1, 600))}
+            spec["on_limit"] = draw(st.sampled_from(["spill", "retry"]))
+        return spec
+    return {
+        "name": name,
+        "kind": "batch",
+        "tokens_per_s": draw(st.floats(1e3, 1e6)),
+        "max_enqueued_tokens": draw(st.floats(1e4, 1e8)),
+    }
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """Small random scenarios: 1-3 workloads over 1-3 deployments, routes of any order."""
+    n_deploy = draw(st.integers(1, 3))
+    names = [f"d{i}" for i in range(n_deploy)]
+    workloads = []
+    for w in range(draw(st.integers(1, 3))):
+        route = draw(st.lists(st.sampled_from(names), min_size=1, max_size=n_deploy, unique=True))
+        workloads.append(
+            {
+                "name": f"w{w}",
+                "model": draw(st.sampled_from(["a", "b"])),
+                "tags": {"tenant": draw(st.sampled_from(["x", "y"]))},
+                "arrivals": {"process": "poisson", "rate": draw(st.floats(0.05, 3))},
+                "input_tokens": draw(token_distributions()),
+                "output_tokens": draw(token_distributions()),
+                "slo": {"ttft_p95": 2.0, "e2e_p99": 60.0},
+                "route": route,
+            }
+        )
+    return {
+        "name": "property",
+        "seed": draw(st.integers(0, 2**32)),
+        "horizon": draw(st.floats(60, 1800)),
+        "warmup": 0,
+        "models": {
+            "a": {
+                "price": {"input": draw(st.floats(0, 5)), "output": draw(st.floats(0, 15))},
+                "context_length": draw(st.integers(2, 40_000)),
+            },
+            "b": {"price": {"input": 0.2, "output": 0.2}},
+        },
+        "workloads": workloads,
+        "deployments": [draw(deployments(n)) for n in names],
+    }
