@@ -2,8 +2,9 @@
 
 Plain functions from a `RunResult` to plain dicts (the report's stable keys). Counts, tokens
 and costs cover the whole horizon; latency and SLO figures skip arrivals before `warmup`;
-latency quantiles are over completed requests, SLO attainment counts rejections as misses. A deployment's fixed spend (GPU-hours) is shared among the
-workloads it served in proportion to their tokens there, so workload costs add up to the total.
+latency quantiles are over completed requests, SLO attainment counts rejections as misses.
+A deployment's fixed spend (GPU-hours) is shared among the workloads it served in proportion
+to their tokens there, so workload costs add up to the total.
 """
 
 from __future__ import annotations
