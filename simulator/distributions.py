@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from simulator.spec import Spec
 
@@ -27,9 +27,21 @@ class TokenDistribution(Spec):
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        """The law's quantile function at probabilities `u` (before rounding and the cap)."""
+        raise NotImplementedError
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` whole-token values (int64, >= 1, <= max)."""
-        values: np.ndarray = np.rint(self._draw(rng, n))
+        return self.to_tokens(self._draw(rng, n))
+
+    def sample_at(self, u: np.ndarray) -> np.ndarray:
+        """Whole-token values at probabilities `u` (for correlated input/output draws)."""
+        return self.to_tokens(self.quantile(u))
+
+    def to_tokens(self, raw: np.ndarray) -> np.ndarray:
+        """Round to whole tokens, floor at 1, clip at `max`."""
+        values: np.ndarray = np.rint(raw)
         np.maximum(values, 1, out=values)
         if self.max is not None:
             np.minimum(values, self.max, out=values)
@@ -54,6 +66,9 @@ class Fixed(TokenDistribution):
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, float(self.value))
 
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        return np.full(len(u), float(self.value))
+
     def mean(self) -> float:
         return float(min(self.value, self.max or self.value))
 
@@ -69,6 +84,10 @@ class Exponential(TokenDistribution):
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.asarray(rng.exponential(self.mean_, n), dtype=np.float64)
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        values: np.ndarray = -self.mean_ * np.log1p(-u)
+        return values
 
     def mean(self) -> float:
         if self.max is None:
@@ -97,6 +116,10 @@ class Lognormal(TokenDistribution):
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.asarray(rng.lognormal(self.mu, self.sigma, n), dtype=np.float64)
 
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        values: np.ndarray = np.exp(self.mu + self.sigma * ndtri(u))
+        return values
+
     def mean(self) -> float:
         if self.max is None:
             return self.mean_
@@ -124,6 +147,11 @@ class Uniform(TokenDistribution):
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.integers(self.low, self.high + 1, n).astype(np.float64)
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        width = self.high - self.low + 1
+        values: np.ndarray = self.low + np.minimum(np.floor(u * width), width - 1)
+        return values
 
     def _support(self) -> np.ndarray:
         return np.arange(self.low, self.high + 1, dtype=np.float64)
@@ -170,6 +198,14 @@ class Empirical(TokenDistribution):
         picks: np.ndarray = values[rng.choice(len(values), size=n, p=self._probabilities())]
         return picks
 
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        order = np.argsort(self.values, kind="stable")
+        values = np.asarray(self.values, dtype=np.float64)[order]
+        cumulative = np.cumsum(self._probabilities()[order])
+        index = np.minimum(np.searchsorted(cumulative, u, side="right"), len(values) - 1)
+        picked: np.ndarray = values[index]
+        return picked
+
     def mean(self) -> float:
         values = np.asarray(self.values, dtype=np.float64)
         if self.max is not None:
@@ -196,3 +232,32 @@ TokenDist = Annotated[
     Fixed | Exponential | Lognormal | Uniform | Empirical,
     Field(discriminator="dist"),
 ]
+
+
+class TokenPairs(Spec):
+    """Input and output lengths drawn together from observed pairs (keeps their correlation)."""
+
+    pairs: list[tuple[int, int]] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TokenPairs:
+        if any(a < 1 or b < 1 for a, b in self.pairs):
+            raise ValueError("every pair must be [input, output] with whole numbers >= 1")
+        if self.weights is not None:
+            if len(self.weights) != len(self.pairs):
+                raise ValueError(
+                    f"weights has {len(self.weights)} entries, pairs has {len(self.pairs)}"
+                )
+            if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be finite, >= 0 and not all zero")
+        return self
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = np.asarray(self.pairs, dtype=np.int64)
+        p = None
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            p = w / w.sum()
+        picks = rng.choice(len(pairs), size=n, p=p)
+        return pairs[picks, 0], pairs[picks, 1]

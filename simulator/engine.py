@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simulator.arrivals import Closed
 from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, DeploymentSummary
 from simulator.deployments.base import EngineContext
 from simulator.records import Outcome, Reason, Records
 from simulator.scenario import Scenario
 from simulator.streams import DEPLOYMENT, stream
-from simulator.traffic import scenario_traffic
+from simulator.traffic import TokenSampler, scenario_traffic
 
 ProgressCallback = Callable[[float], None]
 _PROGRESS_EVERY = 1 << 16
@@ -56,55 +57,135 @@ def _merge_traffic(scenario: Scenario, replication: int) -> Records:
     )
 
 
-def _reject_over_context(scenario: Scenario, records: Records) -> np.ndarray:
-    """Mark requests longer than their model's context window; returns the admissible mask."""
-    limits = np.array(
+def _context_limits(scenario: Scenario) -> np.ndarray:
+    return np.array(
         [
             scenario.models[w.model].context_length or np.iinfo(np.int64).max
             for w in scenario.workloads
         ],
         dtype=np.int64,
     )
-    too_long = records.input_tokens + records.output_tokens > limits[records.workload]
-    records.outcome[too_long] = Outcome.REJECTED
-    records.reason[too_long] = Reason.CONTEXT_LENGTH
-    admissible: np.ndarray = ~too_long
-    return admissible
+
+
+class Router:
+    """Sends request i to the first deployment of its workload's route that admits it."""
+
+    def __init__(
+        self, records: Records, routes: list[list[DeploymentModel]], limits: np.ndarray
+    ) -> None:
+        self.records = records
+        self.routes = routes
+        self.limits = limits
+
+    def route(self, i: int, t: float) -> bool:
+        """Route request i arriving at t; False if it was rejected."""
+        r = self.records
+        w = int(r.workload[i])
+        if r.input_tokens[i] + r.output_tokens[i] > self.limits[w]:
+            self.reject_over_context(i)
+            return False
+        return self.route_admissible(i, w, t)
+
+    def reject_over_context(self, i: int) -> None:
+        self.records.outcome[i] = Outcome.REJECTED
+        self.records.reason[i] = Reason.CONTEXT_LENGTH
+
+    def route_admissible(self, i: int, w: int, t: float) -> bool:
+        """Route request i of workload w, known to fit its model's context, arriving at t."""
+        spills = 0
+        for deployment in self.routes[w]:
+            if deployment.offer(i, t):
+                self.records.deployment[i] = deployment.index
+                if spills:
+                    self.records.spills[i] = spills
+                return True
+            deployment.spilled += 1
+            spills += 1
+        r = self.records
+        r.spills[i] = spills
+        r.outcome[i] = Outcome.REJECTED
+        r.reason[i] = Reason.NO_CAPACITY
+        return False
 
 
 def _dispatch(
     env: simpy.Environment,
     records: Records,
-    admissible: np.ndarray,
-    routes: list[list[DeploymentModel]],
+    router: Router,
     clocked: bool,
     progress: ProgressCallback | None,
 ) -> Generator[Any, Any, None]:
-    arrival = records.arrival
-    workload = records.workload
+    """Feed the pre-generated (open-loop) arrivals in time order."""
     n = len(records)
+    arrivals = records.arrival.tolist()
+    workloads = records.workload.tolist()
+    fits = (
+        records.input_tokens + records.output_tokens <= router.limits[records.workload]
+    ).tolist()
+    route = router.route_admissible
     for i in range(n):
-        t = float(arrival[i])
+        t = arrivals[i]
         if clocked and t > env.now:
             yield env.timeout(t - env.now)
         if progress is not None and i % _PROGRESS_EVERY == 0:
             progress(i / n)
-        if not admissible[i]:
-            continue
-        spills = 0
-        for deployment in routes[workload[i]]:
-            if deployment.offer(i, t):
-                records.deployment[i] = deployment.index
-                break
-            deployment.spilled += 1
-            spills += 1
+        if fits[i]:
+            route(i, workloads[i], t)
         else:
-            records.outcome[i] = Outcome.REJECTED
-            records.reason[i] = Reason.NO_CAPACITY
-        records.spills[i] = spills
+            router.reject_over_context(i)
     if progress is not None:
         progress(1.0)
     yield from ()  # a SimPy process even when no deployment needs the clock
+
+
+def _closed_client(
+    env: simpy.Environment,
+    context: EngineContext,
+    router: Router,
+    workload: int,
+    tokens: _TokenQueue,
+    horizon: float,
+    think_time: float,
+) -> Generator[Any, Any, None]:
+    """One closed-loop client: send, wait for the answer, think, send again until the horizon.
+
+    A rejected request is retried after the think time, or after 1 s when there is none.
+    """
+    records = context.records
+    ready = 0.0  # when the client may send next: exact, not the clock's float sum of waits
+    while max(env.now, ready) < horizon:
+        now = max(env.now, ready)
+        n_in, n_out = tokens.next()
+        i = records.append(workload, now, n_in, n_out)
+        if router.route(i, now):
+            finish = records.finish[i]
+            if np.isnan(finish):
+                yield context.completion_event(i)
+                finish = records.finish[i]
+            elif finish > env.now:
+                yield env.timeout(finish - env.now)
+            ready = float(finish) + think_time
+        else:
+            ready = now + (think_time if think_time > 0 else 1.0)
+        if ready > env.now:
+            yield env.timeout(ready - env.now)
+
+
+class _TokenQueue:
+    """A workload's token lengths, drawn in blocks from its sampler and handed out in order."""
+
+    def __init__(self, sampler: TokenSampler, block: int = 4096) -> None:
+        self.sampler = sampler
+        self.block = block
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+
+    def next(self) -> tuple[int, int]:
+        if not self.inputs:
+            n_in, n_out = self.sampler.sample(self.block)
+            self.inputs = n_in.tolist()[::-1]
+            self.outputs = n_out.tolist()[::-1]
+        return self.inputs.pop(), self.outputs.pop()
 
 
 def simulate(
@@ -112,18 +193,30 @@ def simulate(
 ) -> RunResult:
     """Run the scenario once (replication `replication` of its seed) and return the records."""
     records = _merge_traffic(scenario, replication)
-    admissible = _reject_over_context(scenario, records)
     env = simpy.Environment()
     models: list[DeploymentModel] = []
+    completions: dict[int, simpy.Event] = {}
     for index, spec in enumerate(scenario.deployments):
         rng = stream(scenario.seed, replication, DEPLOYMENT, spec.name)
-        context = EngineContext(scenario, records, env, rng)
+        context = EngineContext(scenario, records, env, rng, completions)
         models.append(DEPLOYMENT_MODELS[spec.kind](spec, index, context))
     by_name = {m.name: m for m in models}
     routes = [[by_name[name] for name in w.route] for w in scenario.workloads]
-    clocked = any(m.uses_clock for m in models)
-    env.process(_dispatch(env, records, admissible, routes, clocked, progress))
+    router = Router(records, routes, _context_limits(scenario))
+    closed = [(w, wl) for w, wl in enumerate(scenario.workloads) if wl.arrivals.closed_loop]
+    clocked = bool(closed) or any(m.uses_clock for m in models)
+    env.process(_dispatch(env, records, router, clocked, progress))
+    shared = EngineContext(scenario, records, env, np.random.default_rng(0), completions)
+    for w, workload in closed:
+        tokens = _TokenQueue(TokenSampler(workload, scenario.seed, replication))
+        process = workload.arrivals
+        assert isinstance(process, Closed)
+        for _ in range(process.concurrency):
+            env.process(
+                _closed_client(env, shared, router, w, tokens, scenario.horizon, process.think_time)
+            )
     env.run()
+    records.finalize()
     if np.any(records.outcome == Outcome.PENDING):
         raise RuntimeError("engine bug: requests left pending after the drain")
     finished = records.finish[records.outcome == Outcome.COMPLETED]

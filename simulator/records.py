@@ -42,6 +42,7 @@ class Records:
     first_token: np.ndarray  # float64, s (NaN where no stream, e.g. batch)
     finish: np.ndarray  # float64, s
     cost: np.ndarray  # float64, USD billed per token (0 for reserved capacity)
+    count: int = 0  # rows in use; the arrays may be longer while a run appends
 
     @classmethod
     def allocate(
@@ -54,6 +55,7 @@ class Records:
         n = len(arrival)
         nan = np.full(n, np.nan)
         return cls(
+            count=n,
             workload=workload.astype(np.int32),
             arrival=arrival.astype(np.float64),
             input_tokens=input_tokens.astype(np.int64),
@@ -69,13 +71,41 @@ class Records:
         )
 
     def __len__(self) -> int:
-        return len(self.arrival)
+        return self.count
+
+    def _columns(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "count"]
+
+    def append(self, workload: int, arrival: float, input_tokens: int, output_tokens: int) -> int:
+        """Add a request issued during the run (closed-loop clients); returns its row."""
+        if self.count == len(self.arrival):
+            extra = max(1024, self.count)
+            for name in self._columns():
+                column = getattr(self, name)
+                fill = np.nan if column.dtype.kind == "f" else (-1 if name == "deployment" else 0)
+                setattr(self, name, np.concatenate([column, np.full(extra, fill, column.dtype)]))
+        i = self.count
+        self.workload[i] = workload
+        self.arrival[i] = arrival
+        self.input_tokens[i] = input_tokens
+        self.output_tokens[i] = output_tokens
+        self.cost[i] = 0.0
+        self.count += 1
+        return i
+
+    def finalize(self) -> None:
+        """Trim to the rows in use and order them by arrival (then workload), stably."""
+        order = np.lexsort((self.workload[: self.count], self.arrival[: self.count]))
+        if self.count == len(self.arrival) and np.all(order == np.arange(self.count)):
+            return
+        for name in self._columns():
+            setattr(self, name, getattr(self, name)[: self.count][order])
 
     def to_frame(self, workload_names: list[str], deployment_names: list[str]) -> pd.DataFrame:
         """The records as a DataFrame, with names instead of indices and latencies derived."""
         import pandas as pd
 
-        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        columns = {name: getattr(self, name) for name in self._columns()}
         frame = pd.DataFrame(columns)
         frame["workload"] = pd.Categorical.from_codes(
             self.workload.astype(np.int64), categories=pd.Index(workload_names)

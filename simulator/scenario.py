@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.arrivals import ArrivalSpec
+from simulator.arrivals.diurnal import parse_clock
 from simulator.catalog import PriceCatalog, bundled_catalog
 from simulator.deployment_specs import AnyDeploymentSpec
-from simulator.distributions import TokenDist
+from simulator.distributions import TokenDist, TokenPairs
 from simulator.spec import Spec
 from simulator.units import DEFAULT_MONTH_S, Duration
 
@@ -91,10 +92,31 @@ class Workload(Spec):
     model: str
     tags: dict[str, str] = Field(default_factory=dict)
     arrivals: ArrivalSpec
-    input_tokens: TokenDist
-    output_tokens: TokenDist
+    input_tokens: TokenDist | None = None
+    output_tokens: TokenDist | None = None
+    token_pairs: TokenPairs | None = None
+    token_correlation: float | None = Field(default=None, ge=-1, le=1)
     slo: dict[str, Duration] = Field(default_factory=dict)
     route: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _token_lengths(self) -> Workload:
+        if self.arrivals.carries_tokens:
+            return self
+        if self.token_pairs is not None:
+            if self.input_tokens or self.output_tokens or self.token_correlation is not None:
+                raise ValueError(
+                    "token_pairs gives both lengths: drop input_tokens, output_tokens and "
+                    "token_correlation"
+                )
+            return self
+        missing = [k for k in ("input_tokens", "output_tokens") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} required (or token_pairs, or a trace that carries "
+                "token counts)"
+            )
+        return self
 
     @field_validator("slo")
     @classmethod
@@ -119,6 +141,21 @@ class Workload(Spec):
         return targets
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_start(value: str) -> float:
+    """Seconds after Monday 00:00 from 'HH:MM' (a Monday) or 'ddd HH:MM' ('fri 09:30')."""
+    parts = value.strip().lower().split()
+    day = 0
+    if len(parts) == 2 and parts[0][:3] in _WEEKDAYS:
+        day = _WEEKDAYS.index(parts[0][:3])
+        parts = parts[1:]
+    if len(parts) != 1:
+        raise ValueError(f"expected a start like '09:30' or 'fri 09:30', got {value!r}")
+    return day * 86400.0 + parse_clock(parts[0])
+
+
 class Scenario(Spec):
     """One scenario file, validated: the immutable input of every run."""
 
@@ -128,10 +165,24 @@ class Scenario(Spec):
     month: Duration = Field(default=DEFAULT_MONTH_S, gt=0)
     replications: int = Field(default=1, ge=1, le=1000)
     warmup: Duration = 0.0
+    start: str = Field(
+        default="mon 00:00", description="weekday and time of day at t = 0, e.g. 'fri 09:30'"
+    )
     catalog: str | None = None
     models: dict[str, ModelSpec] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
     deployments: list[AnyDeploymentSpec] = Field(min_length=1)
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        parse_start(value)
+        return value
+
+    @property
+    def clock(self) -> float:
+        """Seconds after Monday 00:00 at t = 0."""
+        return parse_start(self.start)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Scenario:

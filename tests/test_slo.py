@@ -16,8 +16,12 @@ from tests.helpers import BASE, make_scenario, run_checked
     st.sampled_from([0.5, 0.9, 0.95, 0.99, 0.999]),
 )
 def test_quantile_without_misses_is_numpys(values: np.ndarray, q: float) -> None:
-    assert math.isclose(quantile_with_misses(values, 0, q), float(np.quantile(values, q)),
-                        rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(
+        quantile_with_misses(values, 0, q),
+        float(np.quantile(values, q)),
+        rel_tol=1e-12,
+        abs_tol=1e-12,
+    )
 
 
 @given(arrays(np.float64, st.integers(1, 200), elements=st.floats(0, 1e6)), st.integers(1, 50))
@@ -26,11 +30,15 @@ def test_misses_only_push_the_quantile_up(values: np.ndarray, misses: int) -> No
 
 
 def test_rejected_requests_are_slo_misses() -> None:
-    workload = {**BASE["workloads"][0], "slo": {"ttft_p50": "2s", "ttft_p95": "2s"},
-                "input_tokens": {"dist": "uniform", "low": 1000, "high": 10_000}}
+    workload = {
+        **BASE["workloads"][0],
+        "slo": {"ttft_p50": "2s", "ttft_p95": "2s"},
+        "input_tokens": {"dist": "uniform", "low": 1000, "high": 10_000},
+    }
     scenario = make_scenario(
         workloads=[workload],
-        models={"m": {"price": {"input": 1, "output": 1}, "context_length": 10_000}})
+        models={"m": {"price": {"input": 1, "output": 1}, "context_length": 10_000}},
+    )
     result = run_checked(scenario)
     r = result.runs[0].records
     rejected = int((r.input_tokens + r.output_tokens > 10_000).sum())

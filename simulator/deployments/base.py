@@ -20,6 +20,20 @@ class EngineContext:
     records: Records
     env: simpy.Environment
     rng: np.random.Generator
+    completions: dict[int, simpy.Event] = field(default_factory=dict)
+
+    def completion_event(self, i: int) -> simpy.Event:
+        """An event that fires when request i completes (for closed-loop clients)."""
+        event = self.completions.get(i)
+        if event is None:
+            event = self.completions[i] = self.env.event()
+        return event
+
+    def completed(self, i: int) -> None:
+        """Called by clocked deployments when request i finishes: wakes whoever waits on it."""
+        event = self.completions.pop(i, None)
+        if event is not None:
+            event.succeed()
 
 
 @dataclass

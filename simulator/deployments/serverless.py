@@ -94,7 +94,7 @@ class ServerlessEndpoint(DeploymentModel):
         w = r.workload[i]
         r.start[i] = start
         r.first_token[i] = first
-        r.finish[i] = first + (n_out - 1) * self.tpot
+        r.finish[i] = first + max(n_out - 1, 0) * self.tpot
         r.cost[i] = token_cost(self.prices, w, n_in, n_out)
         r.outcome[i] = Outcome.COMPLETED
         return True

@@ -1,22 +1,24 @@
-"""Arrival processes: when requests come, as a scenario writes them, with their theory.
+"""What every arrival process is: a scenario spec that generates times and knows its theory.
 
 Every process generates sorted arrival times in `[0, horizon)` from its own seeded stream,
 in numpy blocks, and exposes its analytic long-run rate (and inter-arrival CV where defined)
 so tests can hold samples against it. A process that replays a file may also carry each
-request's token counts (`Arrivals.input_tokens` / `output_tokens`).
+request's token counts. `clock` is the time at t = 0 in seconds since Monday 00:00, for
+processes that follow the time of day.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import ClassVar
 
 import numpy as np
-from pydantic import Field
 
 from simulator.spec import Spec
-from simulator.units import Rate
+
+GapSampler = Callable[[np.random.Generator, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Arrivals:
 class ArrivalProcess(Spec):
     """Base of the arrival processes."""
 
+    closed_loop: ClassVar[bool] = False  # True: the engine issues requests as others finish
+    carries_tokens: ClassVar[bool] = False  # True: token counts come with the arrivals
+
     def mean_rate(self) -> float:
         """Long-run arrivals per second."""
         raise NotImplementedError
@@ -39,13 +44,13 @@ class ArrivalProcess(Spec):
         """Coefficient of variation of inter-arrival gaps, where the process defines one."""
         return None
 
-    def generate(self, rng: np.random.Generator, horizon: float) -> Arrivals:
+    def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         """Arrival times in `[0, horizon)`, drawn from `rng` only."""
         raise NotImplementedError
 
 
 def renewal_times(
-    draw_gaps: _GapSampler, rng: np.random.Generator, rate: float, horizon: float
+    draw_gaps: GapSampler, rng: np.random.Generator, rate: float, horizon: float
 ) -> np.ndarray:
     """Cumulative sums of i.i.d. gaps up to `horizon`, drawn in blocks sized from the rate."""
     if rate <= 0 or horizon <= 0:
@@ -65,40 +70,25 @@ def renewal_times(
     return np.concatenate(chunks)
 
 
-class _GapSampler:
-    """A callable drawing `n` inter-arrival gaps (kept a class for typing)."""
-
-    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        raise NotImplementedError
-
-
-class _ExponentialGaps(_GapSampler):
-    def __init__(self, rate: float) -> None:
-        self.scale = 1.0 / rate
-
-    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.exponential(self.scale, n)
-
-
-class Poisson(ArrivalProcess):
-    """Steady traffic: exponential gaps at a constant rate."""
-
-    process: Literal["poisson"]
-    rate: Rate
-
-    def mean_rate(self) -> float:
-        return self.rate
-
-    def cv(self) -> float:
-        return 1.0
-
-    def generate(self, rng: np.random.Generator, horizon: float) -> Arrivals:
-        if self.rate <= 0:
-            return Arrivals(np.empty(0))
-        return Arrivals(renewal_times(_ExponentialGaps(self.rate), rng, self.rate, horizon))
-
-
-ARRIVAL_PROCESSES: tuple[type[ArrivalProcess], ...] = (Poisson,)
-"""Registered arrival processes; a new one is a class plus an entry here and in `ArrivalSpec`."""
-
-ArrivalSpec = Annotated[Poisson, Field(discriminator="process")]
+def thinned_poisson(
+    rng: np.random.Generator,
+    peak_rate: float,
+    horizon: float,
+    intensity: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Non-homogeneous Poisson arrivals by thinning (Lewis & Shedler): candidates at the
+    peak rate, each kept with probability intensity(t) / peak_rate. Done in windows of about
+    a million candidates, so memory follows the arrivals kept, not the candidates."""
+    if peak_rate <= 0 or horizon <= 0:
+        return np.empty(0)
+    window = max(1e6 / peak_rate, 1.0)
+    kept: list[np.ndarray] = []
+    start = 0.0
+    while start < horizon:
+        end = min(start + window, horizon)
+        count = int(rng.poisson(peak_rate * (end - start)))
+        candidates = start + rng.random(count) * (end - start)
+        keep = rng.random(count) * peak_rate < intensity(candidates)
+        kept.append(np.sort(candidates[keep]))
+        start = end
+    return np.concatenate(kept)

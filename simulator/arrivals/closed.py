@@ -1,0 +1,32 @@
+"""Closed-loop traffic: `concurrency` clients, each sending its next request when the last
+one finished (after an optional think time). Throughput then follows from latency, as in a
+load-test probe; the engine issues these requests, so there is nothing to pre-generate."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from simulator.arrivals.base import ArrivalProcess, Arrivals
+from simulator.units import Duration
+
+ASSUMED_LATENCY_S = 1.0
+"""Latency assumed only to estimate a closed workload's size before it runs."""
+
+
+class Closed(ArrivalProcess):
+    """A fixed number of requests in flight (or thinking)."""
+
+    closed_loop: ClassVar[bool] = True
+    process: Literal["closed"]
+    concurrency: int = Field(ge=1, le=100_000)
+    think_time: Duration = 0.0
+
+    def mean_rate(self) -> float:
+        """An upper-bound estimate (the real rate depends on latency): used for sizing only."""
+        return self.concurrency / max(self.think_time + ASSUMED_LATENCY_S, 1e-3)
+
+    def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
+        return Arrivals(np.empty(0))

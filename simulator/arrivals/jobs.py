@@ -1,0 +1,27 @@
+"""Batch jobs: `requests` requests submitted at once, every `every`, from `start`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from simulator.arrivals.base import ArrivalProcess, Arrivals
+from simulator.units import Duration
+
+
+class BatchJobs(ArrivalProcess):
+    """Deterministic submissions of many requests at the same instant (nightly jobs)."""
+
+    process: Literal["batch_jobs"]
+    every: Duration = Field(gt=0)
+    requests: int = Field(ge=1, le=100_000_000)
+    start: Duration = 0.0
+
+    def mean_rate(self) -> float:
+        return self.requests / self.every
+
+    def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
+        submissions = np.arange(self.start, horizon, self.every)
+        return Arrivals(np.repeat(submissions, self.requests))

@@ -1,0 +1,82 @@
+"""Replayed traffic: arrival times and token counts from a log file, exactly as recorded.
+
+Time in the file is measured from its first request and multiplied by `time_scale`
+(0.5 plays the file twice as fast). With `loop`, the file repeats back to back to fill the
+horizon, one mean gap between the last request of a pass and the first of the next.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, ValidationInfo, model_validator
+
+from simulator.arrivals.base import ArrivalProcess, Arrivals
+from simulator.errors import ScenarioError
+from simulator.spec import Spec
+from simulator.traces import CsvColumns, Trace, load_trace, mean_gap
+
+
+class TraceColumns(Spec):
+    """Column names of a generic CSV trace, and the unit of its time stamps."""
+
+    timestamp: str = "timestamp"
+    input_tokens: str = "input_tokens"
+    output_tokens: str = "output_tokens"
+    time_unit: Literal["s", "ms", "us", "datetime"] = "s"
+
+
+class TraceReplay(ArrivalProcess):
+    """Arrivals and token counts replayed from a trace file."""
+
+    carries_tokens: ClassVar[bool] = True
+    process: Literal["trace"]
+    path: str
+    format: Literal["azure", "mooncake", "ragpulse", "openai-usage", "csv"]
+    time_scale: float = Field(default=1.0, gt=0)
+    loop: bool = False
+    columns: TraceColumns | None = None
+
+    @model_validator(mode="after")
+    def _readable(self, info: ValidationInfo) -> TraceReplay:
+        base = (info.context or {}).get("base_dir")
+        path = Path(self.path)
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        resolved = self.model_copy(update={"path": str(path)})
+        try:
+            resolved.trace()  # read and check it now: a bad trace fails validation, not a run
+        except ScenarioError as exc:
+            raise ValueError(str(exc)) from None
+        return resolved
+
+    def trace(self) -> Trace:
+        columns = CsvColumns(**self.columns.model_dump()) if self.columns else None
+        return load_trace(Path(self.path), self.format, columns)
+
+    def period(self) -> float:
+        """Seconds of simulated time one pass over the file takes (with the gap to loop)."""
+        trace = self.trace()
+        return (trace.span + mean_gap(trace)) * self.time_scale
+
+    def mean_rate(self) -> float:
+        period = self.period()
+        return len(self.trace()) / period if period > 0 else math.inf
+
+    def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
+        trace = self.trace()
+        times = trace.times * self.time_scale
+        passes = 1
+        if self.loop and self.period() > 0:
+            passes = max(1, math.ceil(horizon / self.period()))
+        offsets = np.repeat(np.arange(passes) * self.period(), len(times))
+        all_times = np.tile(times, passes) + offsets
+        keep = all_times < horizon
+        return Arrivals(
+            all_times[keep],
+            np.tile(trace.input_tokens, passes)[keep],
+            np.tile(trace.output_tokens, passes)[keep],
+        )
