@@ -232,6 +232,90 @@ def fit_command(
     )
 
 
+@cli.command("probe")
+@click.option("--model", required=True, help="architecture: llama-3.1-8b, llama-3.1-70b, ...")
+@click.option("--gpu", required=True, help="H100-SXM, H200, B200, A100-80GB, L40S, ...")
+@click.option(
+    "--gpus",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="GPUs in the replica (tensor parallel)",
+)
+@click.option(
+    "--precision", type=click.Choice(["bf16", "fp8", "fp4"]), default="fp8", show_default=True
+)
+@click.option("--input-tokens", required=True, type=click.IntRange(1))
+@click.option("--output-tokens", required=True, type=click.IntRange(1))
+@click.option(
+    "--concurrency",
+    default="max",
+    show_default=True,
+    help="requests in flight, or max: as many as the batch or the KV cache holds",
+)
+@click.option("--max-batch", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--mfu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
+@click.option("--mbu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def probe_command(
+    model: str,
+    gpu: str,
+    gpus: int,
+    precision: str,
+    input_tokens: int,
+    output_tokens: int,
+    concurrency: str,
+    max_batch: int,
+    mfu: float | None,
+    mbu: float | None,
+    fmt: str,
+) -> None:
+    """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
+    from simulator.hardware import architecture_names, find_architecture, find_gpu, gpu_names
+    from simulator.probe import probe
+
+    if find_architecture(model) is None:
+        raise CapsimError(
+            f"--model: unknown architecture {model!r} (known: {', '.join(architecture_names())})"
+        )
+    if find_gpu(gpu) is None:
+        raise CapsimError(f"--gpu: unknown GPU {gpu!r} (known: {', '.join(gpu_names())})")
+    clients: int | None = None
+    if concurrency != "max":
+        if not concurrency.isdigit() or int(concurrency) < 1:
+            raise CapsimError(
+                f"--concurrency: expected a whole number >= 1 or max, got {concurrency!r}"
+            )
+        clients = int(concurrency)
+    overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
+    try:
+        result = probe(
+            model, gpu, gpus, precision, input_tokens, output_tokens, clients, max_batch, overrides
+        )
+    except ValueError as exc:
+        raise CapsimError(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    table = Table(
+        title=f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / "
+        f"{output_tokens} out, concurrency {result.concurrency}",
+        title_justify="left",
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("output tokens/s", f"{result.output_tokens_per_s:,.0f}")
+    table.add_row("requests/s", f"{result.requests_per_s:,.2f}")
+    table.add_row("TTFT (mean)", f"{result.ttft_s * 1000:,.0f} ms")
+    table.add_row("TPOT (mean)", f"{result.tpot_s * 1000:,.1f} ms")
+    table.add_row("E2E (mean)", f"{result.e2e_s:,.2f} s")
+    table.add_row("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens")
+    table.add_row("max batch reached", f"{result.max_batch_reached:,}")
+    console_for_tables().print(table)
+
+
 def fit_comment(log: Path, fmt: str, quality: dict[str, Any]) -> str:
     """How well the fit matches the log, as YAML comments above the workload."""
 

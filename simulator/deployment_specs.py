@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.spec import Spec
 from simulator.units import Duration
@@ -62,4 +63,124 @@ class BatchSpec(DeploymentSpec):
         return self.max_enqueued_tokens / self.completion_window
 
 
-AnyDeploymentSpec = Annotated[ServerlessSpec | BatchSpec, Field(discriminator="kind")]
+class RooflineSpec(Spec):
+    """Step times from GPU specs and the model's architecture (see docs/model.md)."""
+
+    model: Literal["roofline"]
+    precision: Literal["bf16", "fp8", "fp4"] = "fp8"
+    kv_precision: Literal["bf16", "fp8"] | None = Field(
+        default=None, description="KV-cache precision; default fp8 with fp8/fp4 weights"
+    )
+    mfu: float = Field(default=0.55, gt=0, le=1, description="share of peak FLOP/s reached")
+    mbu: float = Field(default=0.7, gt=0, le=1, description="share of memory bandwidth")
+    memory_fraction: float = Field(default=0.9, gt=0, le=1, description="of GPU memory usable")
+    step_overhead: Duration = Field(default=0.001, description="scheduler time per step")
+    allreduce_latency: Duration = Field(default=10e-6, description="per all-reduce (TP > 1)")
+
+
+class FixedPerformanceSpec(Spec):
+    """Constant speeds: for tests and for checking the engine against queueing theory."""
+
+    model: Literal["fixed"]
+    prefill_tokens_per_s: float = Field(gt=0)
+    tpot: Duration = Field(gt=0)
+    kv_capacity_tokens: float | None = Field(default=None, gt=0)
+
+
+class TablePerformanceSpec(Spec):
+    """Step times fitted from measurements: a CSV of step times or vLLM `bench serve` JSON."""
+
+    model: Literal["table"]
+    path: str
+    kv_capacity_tokens: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _relative_to_scenario(self, info: ValidationInfo) -> TablePerformanceSpec:
+        base = (info.context or {}).get("base_dir")
+        path = Path(self.path)
+        if base is not None and not path.is_absolute():
+            return self.model_copy(update={"path": str(Path(base) / path)})
+        return self
+
+
+PerformanceSpec = Annotated[
+    RooflineSpec | FixedPerformanceSpec | TablePerformanceSpec, Field(discriminator="model")
+]
+
+
+class AutoscaleSpec(Spec):
+    """Replicas between min and max, sized so in-flight requests stay near the target."""
+
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+    target_utilization: float = Field(default=0.7, gt=0, le=1)
+    scale_up_delay: Duration = Field(default=300.0, description="from decision to serving")
+    scale_down_delay: Duration = Field(default=1800.0, description="low load this long")
+    interval: Duration = Field(default=60.0, gt=0, description="how often load is evaluated")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscaleSpec:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class ServingSpec(DeploymentSpec):
+    """What dedicated endpoints and clusters share: replicas of one model on GPUs."""
+
+    model: str
+    gpu: str
+    gpus_per_replica: int = Field(default=1, ge=1, le=64)
+    price_per_gpu_hour: float | None = Field(default=None, ge=0)
+    max_batch: int = Field(default=256, ge=1, le=100_000)
+    max_queue: int | None = Field(default=None, ge=0)
+    performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
+
+    @field_validator("gpu")
+    @classmethod
+    def _known_gpu(cls, value: str) -> str:
+        from simulator.hardware import find_gpu, gpu_names
+
+        if find_gpu(value) is None:
+            raise ValueError(f"unknown GPU {value!r} (known: {', '.join(gpu_names())})")
+        return value
+
+
+class DedicatedSpec(ServingSpec):
+    """A dedicated endpoint: replicas billed per GPU-hour while up."""
+
+    kind: Literal["dedicated"]
+    replicas: int | AutoscaleSpec = 1
+
+    @field_validator("replicas")
+    @classmethod
+    def _some(cls, value: int | AutoscaleSpec) -> int | AutoscaleSpec:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("replicas must be >= 1 (or {min, max, ...} to autoscale)")
+        return value
+
+
+class ClusterSpec(ServingSpec):
+    """A reserved GPU cluster: all its GPUs billed for the horizon, plus monthly extras."""
+
+    kind: Literal["gpu_cluster"]
+    gpus: int = Field(ge=1)
+    extras_per_month: float = Field(default=0.0, ge=0, description="storage, network: USD")
+
+    @model_validator(mode="after")
+    def _divisible(self) -> ClusterSpec:
+        if self.gpus % self.gpus_per_replica:
+            raise ValueError(
+                f"gpus ({self.gpus}) must be a multiple of gpus_per_replica "
+                f"({self.gpus_per_replica})"
+            )
+        return self
+
+    @property
+    def replicas(self) -> int:
+        return self.gpus // self.gpus_per_replica
+
+
+AnyDeploymentSpec = Annotated[
+    ServerlessSpec | BatchSpec | DedicatedSpec | ClusterSpec, Field(discriminator="kind")
+]

@@ -122,7 +122,16 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def format_validation_error(exc: ValidationError, data: Any) -> list[str]:
     """One line a problem: `field.path: what was expected`."""
-    return [f"{_field_path(tuple(e['loc']), data)}: {_message(e)}" for e in exc.errors()]
+    lines = []
+    for e in exc.errors():
+        path = _field_path(tuple(e["loc"]), data)
+        message = _message(e)
+        lines.append(
+            message
+            if path == "(top level)" and e["type"] == "value_error"
+            else f"{path}: {message}"
+        )
+    return lines
 
 
 def scenario_from_data(data: Any, source: str, base_dir: Path) -> Scenario:

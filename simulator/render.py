@@ -144,11 +144,14 @@ def report_tables(report: dict[str, Any]) -> Group:
             "spilled",
             "monthly cost",
             "$/1M tokens",
-            "utilization",
+            "busy",
+            "throughput vs max",
+            "replicas (mean)",
             "GPU-hours",
         ],
     )
     for d in report["deployments"]:
+        replicas = d.get("replicas_mean")
         deployments.add_row(
             d["name"],
             d["kind"],
@@ -157,6 +160,8 @@ def report_tables(report: dict[str, Any]) -> Group:
             _ci(d, "monthly_cost_usd", fmt_usd),
             fmt_usd(d["usd_per_1m_tokens"], True),
             fmt_share(d["utilization"]),
+            fmt_share(d.get("throughput_utilization")),
+            "-" if replicas is None else f"{replicas:.2f}",
             fmt_count(d["gpu_hours"]),
         )
     parts: list[Any] = [head, totals, workloads]

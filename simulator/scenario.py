@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -16,6 +16,8 @@ from simulator.arrivals.diurnal import parse_clock
 from simulator.catalog import PriceCatalog, bundled_catalog
 from simulator.deployment_specs import AnyDeploymentSpec
 from simulator.distributions import TokenDist, TokenPairs
+from simulator.errors import ScenarioError
+from simulator.hardware import Architecture, architecture_names, find_architecture, find_gpu
 from simulator.spec import Spec
 from simulator.units import DEFAULT_MONTH_S, Duration
 
@@ -30,13 +32,81 @@ class Price(Spec):
     output: float = Field(ge=0)
 
 
+class ArchitectureSpec(Spec):
+    """A model's shape for the roofline: `like` a bundled architecture, or given outright."""
+
+    like: str | None = None
+    params_b: float | None = Field(default=None, gt=0, description="total parameters, billions")
+    active_params_b: float | None = Field(default=None, gt=0, description="per token (MoE)")
+    layers: int | None = Field(default=None, ge=1)
+    hidden: int | None = Field(default=None, ge=1)
+    attn_heads: int | None = Field(default=None, ge=1)
+    kv_heads: int | None = Field(default=None, ge=1)
+    head_dim: int | None = Field(default=None, ge=1)
+    kv_bytes_per_token: float | None = Field(default=None, gt=0, description="BF16 KV cache")
+    experts: int | None = Field(default=None, ge=0)
+    experts_per_token: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> ArchitectureSpec:
+        self.resolve("architecture")
+        return self
+
+    def resolve(self, name: str) -> Architecture:
+        """The architecture: `like`'s, with any field given here replacing it."""
+        given = {
+            "total_params_b": self.params_b,
+            "active_params_b": self.active_params_b,
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "attn_heads": self.attn_heads,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "kv_bytes_per_token_bf16": self.kv_bytes_per_token,
+            "experts": self.experts,
+            "experts_per_token": self.experts_per_token,
+        }
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if self.like is not None:
+            base = find_architecture(self.like)
+            if base is None:
+                raise ValueError(
+                    f"like: unknown architecture {self.like!r} "
+                    f"(known: {', '.join(architecture_names())})"
+                )
+            return replace(base, name=f"{name} ({base.name})", **overrides)
+        required = ("total_params_b", "layers", "hidden", "kv_heads", "head_dim")
+        missing = [k for k in required if k not in overrides]
+        if missing:
+            raise ValueError(
+                "give like: NAME, or params_b, layers, hidden, kv_heads and head_dim "
+                f"(missing: {', '.join(missing)})"
+            )
+        overrides.setdefault("active_params_b", overrides["total_params_b"])
+        overrides.setdefault("attn_heads", overrides["kv_heads"])
+        overrides.setdefault(
+            "kv_bytes_per_token_bf16",
+            2 * overrides["layers"] * overrides["kv_heads"] * overrides["head_dim"] * 2,
+        )
+        return Architecture(name=name, **overrides)
+
+
 class ModelSpec(Spec):
-    """An LLM: its serverless and batch prices and its context length."""
+    """An LLM: its serverless and batch prices, its context length and its architecture."""
 
     id: str | None = None
     price: Price | None = None
     batch_price: Price | None = None
     context_length: int | None = Field(default=None, ge=1)
+    architecture: ArchitectureSpec | None = None
+
+    def resolved_architecture(self, name: str) -> Architecture | None:
+        """The architecture given, or the bundled one the model's id names."""
+        if self.architecture is not None:
+            return self.architecture.resolve(name)
+        if self.id is not None:
+            return find_architecture(self.id)
+        return None
 
     @model_validator(mode="after")
     def _resolve_from_catalog(self, info: ValidationInfo) -> ModelSpec:
@@ -209,9 +279,49 @@ class Scenario(Spec):
                         f"workloads.{w.name}.route: {entry!r} is not a deployment "
                         f"(deployments: {', '.join(sorted(deployment_names))})"
                     )
+        problems += self._serving_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _serving_problems(self) -> list[str]:
+        """Dedicated and cluster deployments: their model, its fit on the GPUs, the routes."""
+        from simulator.deployment_specs import ServingSpec
+        from simulator.performance import build_step_model
+
+        problems = []
+        for d in self.deployments:
+            if not isinstance(d, ServingSpec):
+                continue
+            where = f"deployments.{d.name}"
+            if d.model not in self.models:
+                problems.append(f"{where}.model: {d.model!r} is not a model of this scenario")
+                continue
+            arch = self.models[d.model].resolved_architecture(d.model)
+            if arch is None:
+                problems.append(
+                    f"models.{d.model}.architecture: needed by {where}; give "
+                    f"{{like: NAME}} ({', '.join(architecture_names())}) or the shape"
+                )
+                continue
+            try:
+                build_step_model(d, arch)
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+            except ScenarioError as exc:
+                problems.append(f"{where}.performance: {exc}")
+            gpu = find_gpu(d.gpu)
+            if d.price_per_gpu_hour is None and gpu is not None and gpu.usd_per_gpu_hour is None:
+                problems.append(
+                    f"{where}.price_per_gpu_hour: no bundled price for {gpu.name}; set one"
+                )
+            for w in self.workloads:
+                if d.name in w.route and w.model != d.model:
+                    problems.append(
+                        f"workloads.{w.name}.route: {d.name!r} serves model {d.model!r}, "
+                        f"not {w.model!r}"
+                    )
+        return problems
 
     def workload(self, name: str) -> Workload:
         return next(w for w in self.workloads if w.name == name)

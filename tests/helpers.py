@@ -83,8 +83,11 @@ def assert_invariants(result: Result) -> None:
         assert math.isclose(
             sum(x["cost_usd"] for x in rows), totals["cost_usd"], rel_tol=1e-9, abs_tol=1e-9
         )
-    r0 = result.runs[0].records
-    assert math.isclose(float(r0.cost.sum()), totals["cost_usd"], rel_tol=1e-9, abs_tol=1e-9)
+    run0 = result.runs[0]
+    fixed = sum(s.fixed_cost_usd for s in run0.summaries)
+    assert math.isclose(
+        float(run0.records.cost.sum()) + fixed, totals["cost_usd"], rel_tol=1e-9, abs_tol=1e-9
+    )
 
 
 def run_checked(scenario: Scenario, **kwargs: Any) -> Result:

@@ -1,0 +1,293 @@
+"""Dedicated endpoints and GPU clusters: a fleet of continuous-batching replicas of one
+model, a waiting queue they share, reserved or autoscaled capacity billed by the GPU-hour.
+
+A request the fleet cannot hold (its KV cache larger than a replica's, or the queue at
+`max_queue`) is refused and goes on to the next deployment of its route.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import Generator
+from typing import Any, ClassVar
+
+from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
+from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
+from simulator.deployments.replica import Replica
+from simulator.hardware import find_gpu
+from simulator.performance import build_step_model, decode_time
+
+
+class ServingPool(DeploymentModel):
+    """Replicas, their shared queue, their bill."""
+
+    kind: ClassVar[str] = "dedicated"
+    uses_clock: ClassVar[bool] = True
+    spec: ServingSpec
+
+    def __init__(self, spec: ServingSpec, index: int, context: EngineContext) -> None:
+        super().__init__(spec, index, context)
+        scenario = context.scenario
+        arch = scenario.models[spec.model].resolved_architecture(spec.model)
+        assert arch is not None  # validated with the scenario
+        self.step_model = build_step_model(spec, arch)
+        self.env = context.env
+        gpu = find_gpu(spec.gpu)
+        assert gpu is not None
+        price = (
+            spec.price_per_gpu_hour if spec.price_per_gpu_hour is not None else gpu.usd_per_gpu_hour
+        )
+        assert price is not None  # validated with the scenario
+        self.price = price
+        self.queue: deque[int] = deque()
+        self.replicas: list[Replica] = []
+        self.active: list[Replica] = []
+        self.lives: list[list[float]] = []  # [start, end] of each replica's billing
+        self.timeline: list[tuple[float, int]] = []
+        self.refused_too_long = 0
+        self.refused_queue_full = 0
+        self.offered_tokens = 0
+        self.offered = 0
+        self.output_tokens_served = 0
+        self._queue_area = 0.0
+        self._queue_since = 0.0
+        self._system_area = 0.0
+        self._in_system = 0
+        self._system_since = 0.0
+        self.autoscale = (
+            spec.replicas
+            if isinstance(spec, DedicatedSpec) and isinstance(spec.replicas, AutoscaleSpec)
+            else None
+        )
+        initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
+        for _ in range(initial):
+            self._launch(ready_in=0.0)
+        self._record_replicas()
+        if self.autoscale is not None:
+            self.env.process(self._autoscaler(self.autoscale))
+
+    def _reserved_replicas(self) -> int:
+        spec = self.spec
+        if isinstance(spec, ClusterSpec):
+            return spec.replicas
+        assert isinstance(spec, DedicatedSpec) and isinstance(spec.replicas, int)
+        return spec.replicas
+
+    # -- fleet ------------------------------------------------------------------------------
+    def _launch(self, ready_in: float) -> None:
+        replica = Replica(self, len(self.replicas))
+        self.replicas.append(replica)
+        self.lives.append([self.env.now, math.inf])
+        if ready_in <= 0:
+            self._activate(replica)
+        else:
+            self.env.process(self._boot(replica, ready_in))
+
+    def _boot(self, replica: Replica, delay: float) -> Generator[Any, Any, None]:
+        yield self.env.timeout(delay)
+        self._activate(replica)
+        self._record_replicas()
+
+    def _activate(self, replica: Replica) -> None:
+        self.active.append(replica)
+        replica.start()
+        if self.queue:
+            self.wake_others(None)
+
+    def retired(self, replica: Replica) -> None:
+        self.lives[replica.index][1] = self.env.now
+        self._record_replicas()
+
+    def _record_replicas(self) -> None:
+        up = sum(1 for life in self.lives if life[1] == math.inf)
+        self.timeline.append((self.env.now, up))
+
+    # -- requests ---------------------------------------------------------------------------
+    def offer(self, i: int, now: float) -> bool:
+        r = self.records
+        tokens = int(r.input_tokens[i] + r.output_tokens[i])
+        self.offered += 1
+        self.offered_tokens += tokens
+        if tokens > self.step_model.kv_capacity_tokens:
+            self.refused_too_long += 1
+            return False
+        target = self._replica_with_room(tokens, None)
+        if (
+            target is None
+            and self.spec.max_queue is not None
+            and (len(self.queue) >= self.spec.max_queue)
+        ):
+            self.refused_queue_full += 1
+            return False
+        self._system_changed(+1)
+        self.queue_changed()
+        self.queue.append(i)
+        if target is not None:
+            target.promise(tokens)
+        return True
+
+    def _replica_with_room(self, tokens: int, skip: Replica | None) -> Replica | None:
+        best = None
+        for replica in self.active:
+            if (
+                replica is not skip
+                and replica.room_for(tokens)
+                and (best is None or replica.load() < best.load())
+            ):
+                best = replica
+        return best
+
+    def wake_others(self, skip: Replica | None) -> None:
+        """Queued work remains: promise it to replicas with room (first come, first served)."""
+        r = self.records
+        promised = sum(rep.promised for rep in self.active)
+        for i in itertools.islice(self.queue, promised, None):
+            tokens = int(r.input_tokens[i] + r.output_tokens[i])
+            target = self._replica_with_room(tokens, skip)
+            if target is None:
+                return
+            target.promise(tokens)
+
+    def finished(self, i: int) -> None:
+        self.output_tokens_served += int(self.records.output_tokens[i])
+        self._system_changed(-1)
+        self.context.completed(i)
+
+    def queue_changed(self) -> None:
+        now = self.env.now
+        self._queue_area += len(self.queue) * (now - self._queue_since)
+        self._queue_since = now
+
+    def _system_changed(self, delta: int) -> None:
+        now = self.env.now
+        self._system_area += self._in_system * (now - self._system_since)
+        self._system_since = now
+        self._in_system += delta
+
+    # -- autoscaling ------------------------------------------------------------------------
+    def _slots_per_replica(self) -> float:
+        mean_tokens = self.offered_tokens / self.offered if self.offered else 1.0
+        return max(1.0, min(self.spec.max_batch, self.step_model.kv_capacity_tokens / mean_tokens))
+
+    def _autoscaler(self, policy: AutoscaleSpec) -> Generator[Any, Any, None]:
+        """Every `interval`: replicas for the mean in-flight load at the target utilization
+        (a concurrency target, as Knative's autoscaler); up after `scale_up_delay`, down
+        after the load stayed low for `scale_down_delay`."""
+        horizon = self.context.scenario.horizon
+        low_since: float | None = None
+        last_area, last_time = 0.0, 0.0
+        while self.env.now + policy.interval <= horizon:
+            yield self.env.timeout(policy.interval)
+            self._system_changed(0)
+            load = (self._system_area - last_area) / (self.env.now - last_time)
+            last_area, last_time = self._system_area, self.env.now
+            desired = math.ceil(load / (policy.target_utilization * self._slots_per_replica()))
+            if self.queue and desired == 0:
+                desired = 1
+            desired = min(policy.max, max(policy.min, desired))
+            current = [rep for rep in self.replicas if rep.accepting]
+            if desired > len(current):
+                low_since = None
+                for _ in range(desired - len(current)):
+                    self._launch(ready_in=policy.scale_up_delay)
+                self._record_replicas()
+            elif desired < len(current):
+                low_since = self.env.now if low_since is None else low_since
+                if self.env.now - low_since >= policy.scale_down_delay:
+                    serving = [rep for rep in current if rep in self.active]
+                    for replica in sorted(serving, key=Replica.load)[: len(current) - desired]:
+                        replica.accepting = False
+                        self.active.remove(replica)
+                        if replica.wake_event is not None and not replica.wake_event.triggered:
+                            replica.wake_event.succeed()
+                    low_since = None
+            else:
+                low_since = None
+
+    # -- accounting -------------------------------------------------------------------------
+    def _billed_seconds(self) -> list[float]:
+        """Each replica's billed time within the horizon (autoscaled: per started minute)."""
+        horizon = self.context.scenario.horizon
+        seconds = []
+        for start, end in self.lives:
+            up = max(0.0, min(end, horizon) - start)
+            if self.autoscale is not None:
+                up = math.ceil(up / 60.0 - 1e-9) * 60.0
+            seconds.append(up)
+        return seconds
+
+    def modeled_max_output_tokens_per_s(self) -> float | None:
+        """What one replica sustains, saturated, for the mean request seen (closed form)."""
+        if not self.offered:
+            return None
+        r = self.records
+        served = r.deployment[: len(r)] == self.index
+        if not served.any():
+            return None
+        n_in = float(r.input_tokens[: len(r)][served].mean())
+        n_out = float(r.output_tokens[: len(r)][served].mean())
+        batch = int(
+            max(1, min(self.spec.max_batch, self.step_model.kv_capacity_tokens // (n_in + n_out)))
+        )
+        prefill = self.step_model.prefill_time(int(batch * n_in), batch * n_in * n_in)
+        decode = decode_time(
+            self.step_model, batch, batch * (n_in + n_out / 2), max(1, round(n_out))
+        )
+        return batch * n_out / (prefill + decode)
+
+    def summary(self) -> DeploymentSummary:
+        scenario = self.context.scenario
+        horizon = scenario.horizon
+        billed = self._billed_seconds()
+        gpus = self.spec.gpus_per_replica
+        gpu_hours = sum(billed) * gpus / 3600.0
+        cost = gpu_hours * self.price
+        extras = 0.0
+        if isinstance(self.spec, ClusterSpec):
+            extras = self.spec.extras_per_month * horizon / scenario.month
+        replica_seconds = sum(
+            min(end, horizon) - start for start, end in self.lives if min(end, horizon) > start
+        )
+        busy = sum(rep.busy_seconds() for rep in self.replicas)
+        self.queue_changed()
+        self._system_changed(0)
+        end = max(self.env.now, horizon)
+        peak_tps = self.modeled_max_output_tokens_per_s()
+        throughput_utilization = None
+        if peak_tps and replica_seconds > 0:
+            throughput_utilization = self.output_tokens_served / (peak_tps * replica_seconds)
+        counts = [n for _, n in self.timeline]
+        return DeploymentSummary(
+            fixed_cost_usd=cost + extras,
+            gpu_hours=gpu_hours,
+            utilization=busy / replica_seconds if replica_seconds > 0 else None,
+            extra={
+                "gpu": find_gpu(self.spec.gpu).name,  # type: ignore[union-attr]
+                "gpus_per_replica": gpus,
+                "price_per_gpu_hour": self.price,
+                "gpu_cost_usd": cost,
+                "extras_usd": extras,
+                "replicas_mean": replica_seconds / horizon,
+                "replicas_peak": max(counts) if counts else 0,
+                "replicas_timeline": [[t, n] for t, n in self.timeline],
+                "throughput_utilization": throughput_utilization,
+                "modeled_max_output_tokens_per_s_per_replica": peak_tps,
+                "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
+                "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
+                "mean_queue_length": self._queue_area / end,
+                "mean_in_system": self._system_area / end,
+                "refused_too_long": self.refused_too_long,
+                "refused_queue_full": self.refused_queue_full,
+            },
+        )
+
+
+class ClusterPool(ServingPool):
+    """A GPU cluster: the same replicas, all its GPUs reserved, plus monthly extras."""
+
+    kind: ClassVar[str] = "gpu_cluster"
+
+
+__all__ = ["ClusterPool", "ServingPool"]

@@ -1,0 +1,254 @@
+"""Performance models of a replica: how long a prefill and a decode step take, and how many
+tokens of KV cache fit.
+
+A decode step over a batch of B sequences holding C tokens of context in total takes
+max_i(a_i(B) + b_i(B) x C): a maximum of lines in C for a fixed batch. Between two events
+the batch is fixed and C grows by B a step, so the time of k steps is a sum of arithmetic
+series, computed in closed form (`decode_time`), not iterated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from simulator.deployment_specs import (
+    FixedPerformanceSpec,
+    RooflineSpec,
+    ServingSpec,
+    TablePerformanceSpec,
+)
+from simulator.hardware import BYTES_PER_WEIGHT, GPU, Architecture, find_gpu
+
+Line = tuple[float, float]  # step seconds = intercept + slope x context tokens
+
+
+class StepModel(Protocol):
+    """What the replica needs of a performance model."""
+
+    @property
+    def kv_capacity_tokens(self) -> float:
+        """Tokens of KV cache one replica holds."""
+        ...
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        """Seconds to prefill prompts of `tokens` in all (sum of each prompt's length squared
+        in `squared_tokens`, for attention)."""
+        ...
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        """The lines whose maximum is a decode step's time for `batch` sequences."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedModel:
+    """Constant prefill speed and time per output token, whatever the batch."""
+
+    prefill_tokens_per_s: float
+    tpot: float
+    kv_capacity_tokens: float = math.inf
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        return tokens / self.prefill_tokens_per_s
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        return [(self.tpot, 0.0)]
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Step times linear in batch and context, fitted from measurements (`table`)."""
+
+    decode_base: float
+    decode_per_sequence: float
+    decode_per_context_token: float
+    prefill_base: float
+    prefill_per_token: float
+    kv_capacity_tokens: float = math.inf
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        return self.prefill_base + self.prefill_per_token * tokens
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        return [
+            (self.decode_base + self.decode_per_sequence * batch, self.decode_per_context_token)
+        ]
+
+
+@dataclass(frozen=True)
+class RooflineModel:
+    """Roofline of one replica: `tp` GPUs in tensor parallel.
+
+    Prefill is compute bound: (2 x active params x tokens + attention) / (peak x mfu), but
+    no faster than reading the weights once. A decode step reads the weights (for MoE, the
+    experts the batch touches) and the batch's KV cache, (bytes) / (bandwidth x mbu), or is
+    compute bound at large batch, whichever is slower. Tensor parallelism adds two
+    all-reduces of the activations per layer (ring: 2 (tp - 1) / tp of the bytes over the
+    link, plus a latency each). Every step pays a fixed scheduler overhead.
+    """
+
+    arch: Architecture
+    gpu: GPU
+    tp: int
+    precision: str
+    kv_bytes_per_token: float
+    mfu: float
+    mbu: float
+    step_overhead: float
+    allreduce_latency: float
+    kv_capacity_tokens: float
+
+    def __post_init__(self) -> None:
+        # per-batch decode lines are asked for at every event: remember them
+        object.__setattr__(self, "_lines", {})
+
+    @property
+    def flops(self) -> float:
+        return self.gpu.flops[self.precision] * self.tp * self.mfu
+
+    @property
+    def bandwidth(self) -> float:
+        return self.gpu.bandwidth_bytes_per_s * self.tp * self.mbu
+
+    def weight_bytes_read(self, tokens: int) -> float:
+        """Bytes of weights a step over `tokens` tokens reads (MoE: the experts touched)."""
+        a = self.arch
+        if a.experts <= a.experts_per_token or a.experts == 0:
+            params = a.total_params_b
+        else:
+            untouched = (1.0 - a.experts_per_token / a.experts) ** tokens
+            params = a.shared_params_b + a.expert_params_b * a.experts * (1.0 - untouched)
+        return params * 1e9 * BYTES_PER_WEIGHT[self.precision]
+
+    def _communication(self, tokens: int) -> float:
+        if self.tp == 1:
+            return 0.0
+        payload = tokens * self.arch.hidden * 2.0  # bf16 activations
+        ring = 2.0 * (self.tp - 1) / self.tp * payload / self.gpu.link_bytes_per_s
+        return 2 * self.arch.layers * (self.allreduce_latency + ring)
+
+    def _attention_width(self) -> float:
+        return float(self.arch.attn_heads * self.arch.head_dim)
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        a = self.arch
+        compute = (
+            2.0 * a.active_params_b * 1e9 * tokens
+            + 2.0 * a.layers * self._attention_width() * squared_tokens
+        ) / self.flops
+        memory = self.weight_bytes_read(tokens) / self.bandwidth
+        return max(compute, memory) + self._communication(tokens) + self.step_overhead
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
+        lines = cache.get(batch)
+        if lines is None:
+            lines = cache[batch] = self._decode_lines(batch)
+        return lines
+
+    def _decode_lines(self, batch: int) -> list[Line]:
+        fixed = self._communication(batch) + self.step_overhead
+        memory = (
+            self.weight_bytes_read(batch) / self.bandwidth + fixed,
+            self.kv_bytes_per_token / self.bandwidth,
+        )
+        compute = (
+            2.0 * self.arch.active_params_b * 1e9 * batch / self.flops + fixed,
+            4.0 * self.arch.layers * self._attention_width() / self.flops,
+        )
+        return [memory, compute]
+
+
+def build_step_model(
+    spec: ServingSpec, arch: Architecture, base_dir: Path | None = None
+) -> StepModel:
+    """The performance model of one replica of `spec`; ValueError if the model cannot fit."""
+    perf = spec.performance
+    if isinstance(perf, FixedPerformanceSpec):
+        return FixedModel(perf.prefill_tokens_per_s, perf.tpot, perf.kv_capacity_tokens or math.inf)
+    if isinstance(perf, TablePerformanceSpec):
+        from simulator.performance_table import fit_table
+
+        return fit_table(Path(perf.path), perf.kv_capacity_tokens)
+    assert isinstance(perf, RooflineSpec)
+    gpu = find_gpu(spec.gpu)
+    if gpu is None:
+        raise ValueError(f"unknown GPU {spec.gpu!r}")
+    if perf.precision not in gpu.flops:
+        supported = ", ".join(gpu.flops)
+        raise ValueError(
+            f"performance.precision: {gpu.name} has no {perf.precision} tensor "
+            f"cores (supported: {supported})"
+        )
+    kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
+    kv_bytes = arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
+    tp = spec.gpus_per_replica
+    weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
+    usable = gpu.memory_gb * 1e9 * tp * perf.memory_fraction
+    capacity = (usable - weights) / kv_bytes
+    if capacity < 1:
+        raise ValueError(
+            f"{arch.name} in {perf.precision} needs {weights / 1e9:.0f} GB for its weights; "
+            f"{tp} x {gpu.name} give {usable / 1e9:.0f} GB usable "
+            f"(memory_fraction {perf.memory_fraction}): use more GPUs per replica or a lower "
+            "precision"
+        )
+    return RooflineModel(
+        arch,
+        gpu,
+        tp,
+        perf.precision,
+        kv_bytes,
+        perf.mfu,
+        perf.mbu,
+        perf.step_overhead,
+        perf.allreduce_latency,
+        math.floor(capacity),
+    )
+
+
+def _envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
+    """Sum over j in [0, k) of max_i(a_i + b_i (c0 + j batch))."""
+    if k <= 0:
+        return 0.0
+    # breakpoints where two lines cross, in step units
+    cuts = {0, k}
+    for i, (a1, b1) in enumerate(lines):
+        for a2, b2 in lines[i + 1 :]:
+            if b1 != b2:
+                j = ((a2 - a1) / (b1 - b2) - c0) / batch
+                if 0 < j < k:
+                    cuts.add(math.ceil(j))
+    bounds = sorted(cuts)
+    total = 0.0
+    for lo, hi in itertools.pairwise(bounds):
+        if hi <= lo:
+            continue
+        mid = c0 + (lo + hi - 1) / 2 * batch
+        a, b = max(lines, key=lambda line: line[0] + line[1] * mid)
+        n = hi - lo
+        # sum of a + b (c0 + j batch) for j = lo .. hi-1
+        total += n * (a + b * c0) + b * batch * (lo + hi - 1) * n / 2
+    return total
+
+
+def decode_time(model: StepModel, batch: int, context: float, steps: int) -> float:
+    """Seconds for `steps` decode steps of `batch` sequences starting at `context` tokens."""
+    return _envelope_sum(model.decode_lines(batch), context, batch, steps)
+
+
+def steps_within(model: StepModel, batch: int, context: float, limit: int, elapsed: float) -> int:
+    """The most whole steps (<= limit) that end within `elapsed` seconds."""
+    lines = model.decode_lines(batch)
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _envelope_sum(lines, context, batch, mid) <= elapsed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

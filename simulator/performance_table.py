@@ -1,0 +1,142 @@
+"""The `table` performance model: step times fitted from measurements.
+
+Two kinds of file:
+- a CSV of measured steps, columns `phase` (prefill or decode), `batch_size`,
+  `context_tokens` (decode: all the batch's context; prefill: unused), `tokens` (prefill:
+  prompt tokens in the step), `seconds`. Decode steps are fitted by least squares to
+  a + b x batch + c x context, prefill steps to p0 + p1 x tokens.
+- the JSON that `vllm bench serve --save-result` writes (one result, or a list of results at
+  several concurrencies). Each result is one decode point: the mean time per output token
+  (`mean_tpot_ms`) at the mean number of sequences decoding, output_throughput x TPOT
+  (Little's law), with each sequence holding the mean input plus half the mean output of
+  context; and one prefill point, the TTFT over the mean input (`mean_ttft_ms`, from the
+  lightest-loaded result, where queueing is least).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.errors import ScenarioError
+from simulator.performance import LinearModel
+
+
+def _lstsq(columns: list[np.ndarray], target: np.ndarray) -> np.ndarray:
+    """Least squares, dropping columns that carry no information (constant ones)."""
+    design = np.column_stack(columns)
+    keep = [0] + [j for j in range(1, design.shape[1]) if np.ptp(design[:, j]) > 0]
+    coefficients = np.zeros(design.shape[1])
+    solution = np.linalg.lstsq(design[:, keep], target, rcond=None)[0]
+    coefficients[keep] = solution
+    return coefficients
+
+
+def _from_csv(path: Path, kv_capacity: float | None) -> LinearModel:
+    import pandas as pd
+
+    source = str(path)
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise ScenarioError(source, [f"not a readable CSV of step times ({exc})"]) from None
+    required = ["phase", "batch_size", "context_tokens", "tokens", "seconds"]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ScenarioError(source, [f"missing column {c!r}" for c in missing])
+    for column in required[1:]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | (values < 0)
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise ScenarioError(source, [f"line {line}, column {column!r}: expected a number >= 0"])
+        frame[column] = values
+    decode = frame[frame["phase"] == "decode"]
+    prefill = frame[frame["phase"] == "prefill"]
+    if decode.empty or prefill.empty:
+        raise ScenarioError(source, ["needs decode rows and prefill rows (column 'phase')"])
+    one = np.ones(len(decode))
+    a, b, c = _lstsq(
+        [one, decode["batch_size"].to_numpy(float), decode["context_tokens"].to_numpy(float)],
+        decode["seconds"].to_numpy(float),
+    )
+    p0, p1 = _lstsq(
+        [np.ones(len(prefill)), prefill["tokens"].to_numpy(float)],
+        prefill["seconds"].to_numpy(float),
+    )
+    return LinearModel(
+        max(a, 0.0), max(b, 0.0), max(c, 0.0), max(p0, 0.0), max(p1, 0.0), kv_capacity or math.inf
+    )
+
+
+def _vllm_points(results: list[dict[str, Any]], source: str) -> LinearModel:
+    batches, steps, contexts, prefill_rates = [], [], [], []
+    for n, result in enumerate(results):
+        where = f"result {n + 1}" if len(results) > 1 else "the result"
+        try:
+            completed = float(result["completed"])
+            mean_in = float(result["total_input_tokens"]) / completed
+            mean_out = float(result["total_output_tokens"]) / completed
+            tpot = float(result["mean_tpot_ms"]) / 1000.0
+            ttft = float(result["mean_ttft_ms"]) / 1000.0
+            throughput = float(result["output_throughput"])
+        except KeyError as exc:
+            raise ScenarioError(
+                source,
+                [
+                    f"{where}: missing key {exc.args[0]!r} (a vLLM "
+                    "`bench serve --save-result` file?)"
+                ],
+            ) from None
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ScenarioError(
+                source,
+                [
+                    f"{where}: completed, total_input_tokens, "
+                    "total_output_tokens, mean_tpot_ms, mean_ttft_ms and "
+                    "output_throughput must be numbers > 0"
+                ],
+            ) from None
+        if min(tpot, ttft, throughput, mean_in) <= 0:
+            raise ScenarioError(source, [f"{where}: times and throughput must be > 0"])
+        batches.append(max(1.0, throughput * tpot))
+        steps.append(tpot)
+        contexts.append(mean_in + mean_out / 2)
+        prefill_rates.append((ttft / mean_in, max(1.0, throughput * tpot)))
+    batch = np.asarray(batches)
+    intercept, per_sequence = _lstsq([np.ones(len(batch)), batch], np.asarray(steps))
+    context = float(np.mean(contexts))
+    per_token = min(prefill_rates, key=lambda x: x[1])[0]
+    # the per-sequence cost is the cost of its context: a line in C for a fixed batch
+    return LinearModel(max(intercept, 0.0), 0.0, max(per_sequence, 0.0) / context, 0.0, per_token)
+
+
+def fit_table(path: Path, kv_capacity: float | None) -> LinearModel:
+    """A linear step-time model fitted to the measurements in `path`."""
+    source = str(path)
+    if not path.is_file():
+        raise ScenarioError(source, ["no such performance table"])
+    if path.suffix.lower() == ".csv":
+        return _from_csv(path, kv_capacity)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(source, [f"line {exc.lineno}: not valid JSON ({exc.msg})"]) from None
+    results = data if isinstance(data, list) else [data]
+    if not results or not all(isinstance(r, dict) for r in results):
+        raise ScenarioError(source, ["expected a vLLM result object or a list of them"])
+    model = _vllm_points(results, source)
+    if kv_capacity:
+        model = LinearModel(
+            model.decode_base,
+            model.decode_per_sequence,
+            model.decode_per_context_token,
+            model.prefill_base,
+            model.prefill_per_token,
+            kv_capacity,
+        )
+    return model

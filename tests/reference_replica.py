@@ -1,0 +1,59 @@
+"""A step-by-step reference of the replica's batch model, for checking the event-by-event
+engine on small cases: it iterates every decode step instead of computing runs of them."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from simulator.performance import StepModel
+
+
+def simulate_steps(
+    model: StepModel, max_batch: int, arrival: np.ndarray, inputs: np.ndarray, outputs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, first_token, finish) of each request on one replica, stepping token by token."""
+    n = len(arrival)
+    start, first, finish = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    order = deque(np.argsort(arrival, kind="stable").tolist())
+    queue: deque[int] = deque()
+    running: dict[int, list[int]] = {}  # request -> [remaining, context]
+    kv_used = 0.0
+    t = 0.0
+    while order or queue or running:
+        while order and arrival[order[0]] <= t:
+            queue.append(order.popleft())
+        admitted = []
+        while queue and len(running) + len(admitted) < max_batch:
+            need = inputs[queue[0]] + outputs[queue[0]]
+            if kv_used + need > model.kv_capacity_tokens:
+                break
+            kv_used += need
+            admitted.append(queue.popleft())
+        if admitted:
+            for i in admitted:
+                start[i] = t
+            ins = inputs[admitted].astype(float)
+            t += model.prefill_time(int(ins.sum()), float((ins * ins).sum()))
+            for i in admitted:
+                first[i] = t
+                if outputs[i] <= 1:
+                    finish[i] = t
+                    kv_used -= inputs[i] + outputs[i]
+                else:
+                    running[i] = [int(outputs[i]) - 1, int(inputs[i]) + 1]
+            continue
+        if running:
+            context = sum(c for _, c in running.values())
+            t += max(a + b * context for a, b in model.decode_lines(len(running)))
+            for i in list(running):
+                running[i][0] -= 1
+                running[i][1] += 1
+                if running[i][0] == 0:
+                    finish[i] = t
+                    kv_used -= inputs[i] + outputs[i]
+                    del running[i]
+            continue
+        t = float(arrival[order[0]])
+    return start, first, finish

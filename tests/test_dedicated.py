@@ -1,0 +1,346 @@
+"""Dedicated endpoints: the replica model against queueing theory and a step-by-step
+reference, the fleet's bill, spillover, autoscaling and clusters."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simulator.records import Outcome
+from tests.helpers import BASE, make_scenario, run_checked
+from tests.reference_replica import simulate_steps
+
+ARCH = {"like": "llama-3.1-8b"}
+MODELS = {"m": {"price": {"input": 0.18, "output": 0.18}, "architecture": ARCH}}
+
+
+def _pool(**extra: object) -> dict:
+    return {"name": "pool", "kind": "dedicated", "model": "m", "gpu": "H100-SXM", **extra}
+
+
+def _fixed(tpot: float = 0.01) -> dict:
+    return {"model": "fixed", "prefill_tokens_per_s": 1e9, "tpot": tpot}
+
+
+def _erlang_c_wait(arrival_rate: float, service_mean: float, servers: int) -> float:
+    """Mean wait in queue of M/M/c (Erlang C)."""
+    a = arrival_rate * service_mean
+    top = a**servers / math.factorial(servers) * servers / (servers - a)
+    p_wait = top / (sum(a**k / math.factorial(k) for k in range(servers)) + top)
+    return p_wait * service_mean / (servers - a)
+
+
+def _batch_means_tolerance(values: np.ndarray, batches: int = 20) -> float:
+    means = np.array([b.mean() for b in np.array_split(values, batches)])
+    return float(stats.t.ppf(1 - 0.5e-5, batches - 1) * means.std(ddof=1) / math.sqrt(batches))
+
+
+def _mmc_scenario(servers: int, rho: float, seed: int, customers: float = 100_000) -> tuple:
+    tpot, mean_out = 0.01, 200.0
+    service = mean_out * tpot  # output tokens ~ exponential: service ~ exponential
+    rate = rho * servers / service
+    horizon = customers / rate
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "exponential", "mean": mean_out},
+    }
+    scenario = make_scenario(
+        seed=seed,
+        horizon=horizon,
+        warmup=horizon / 10,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(replicas=servers, max_batch=1, performance=_fixed(tpot))],
+    )
+    return scenario, rate
+
+
+@pytest.mark.parametrize(("servers", "rho", "seed"), [(1, 0.7, 1), (3, 0.8, 2), (8, 0.85, 3)])
+def test_pool_of_single_batch_replicas_matches_erlang_c(
+    servers: int, rho: float, seed: int
+) -> None:
+    scenario, rate = _mmc_scenario(servers, rho, seed)
+    r = run_checked(scenario).runs[0].records
+    measured = r.arrival >= scenario.warmup
+    service = (r.finish - r.start)[measured]
+    # the service law is exponential up to whole tokens: check its CV first
+    assert abs(service.std() / service.mean() - 1) < 0.02
+    expected = _erlang_c_wait(rate, float(service.mean()), servers)
+    waits = (r.start - r.arrival)[measured]
+    assert abs(waits.mean() - expected) <= _batch_means_tolerance(waits)
+
+
+def test_littles_law_for_the_pools_queue_and_system() -> None:
+    scenario, _ = _mmc_scenario(3, 0.85, 7, customers=50_000)
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    pool = result.report["deployments"][0]
+    end = max(float(r.finish.max()), scenario.horizon)
+    # the engine integrates queue length and requests in system over time; Little's law
+    # says those time averages are the arrival rate x the mean times from the records
+    rate = len(r) / end
+    assert pool["mean_queue_length"] == pytest.approx(rate * (r.start - r.arrival).mean(), rel=1e-9)
+    assert pool["mean_in_system"] == pytest.approx(rate * (r.finish - r.arrival).mean(), rel=1e-9)
+    assert pool["mean_queue_length"] > 0.5
+
+
+def test_unbounded_batch_with_fixed_speed_is_m_m_infinity() -> None:
+    tpot, rate = 0.02, 20.0
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "exponential", "mean": 300},
+    }
+    scenario = make_scenario(
+        horizon=4_000,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(max_batch=100_000, performance=_fixed(tpot))],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    service = (r.output_tokens - 1) * tpot + 1 / 1e9  # each request's own service time
+    # nobody queues for capacity: a request only waits for the step under way to end
+    assert np.all(r.start - r.arrival <= tpot + 1e-9)
+    # (each later admission pauses decoding for its 1 ns prefill: microseconds at most)
+    assert np.allclose(r.finish - r.start, service, rtol=1e-9, atol=1e-5)
+    # M/M/inf: mean time in system = mean service (+ that wait, under one step)
+    e2e = r.finish - r.arrival
+    mean_service = (r.output_tokens.mean() - 1) * tpot
+    tolerance = 5 * e2e.std() / math.sqrt(len(e2e))
+    assert -tolerance <= e2e.mean() - mean_service <= tpot + tolerance
+    # ... and the number in system is Poisson: its variance equals its mean
+    grid = np.arange(600.0, 4000.0, 5.0)
+    in_system = ((r.arrival[None, :] <= grid[:, None]) & (r.finish[None, :] > grid[:, None])).sum(
+        axis=1
+    )
+    expected = rate * e2e.mean()
+    assert abs(in_system.mean() / expected - 1) < 0.1
+    assert abs(in_system.var() / in_system.mean() - 1) < 0.35
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("max_batch", [1, 4, 32])
+def test_event_by_event_replica_matches_the_step_by_step_reference(
+    seed: int, max_batch: int
+) -> None:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": 3},
+        "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 1.0, "max": 8000},
+        "output_tokens": {"dist": "lognormal", "mean": 120, "cv": 1.0, "max": 2000},
+    }
+    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.12}
+    scenario = make_scenario(
+        seed=seed,
+        horizon=300,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(max_batch=max_batch, performance=performance)],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    from simulator.performance import build_step_model
+
+    model = build_step_model(
+        scenario.deployments[0], scenario.models["m"].resolved_architecture("m")
+    )
+    assert model.kv_capacity_tokens < 60_000  # small enough that KV memory binds too
+    start, first, finish = simulate_steps(
+        model, max_batch, r.arrival, r.input_tokens, r.output_tokens
+    )
+    assert np.allclose(r.start, start, rtol=1e-9, atol=1e-6)
+    assert np.allclose(r.first_token, first, rtol=1e-9, atol=1e-6)
+    assert np.allclose(r.finish, finish, rtol=1e-9, atol=1e-6)
+    assert result.report["deployments"][0]["peak_batch"] <= max_batch
+
+
+def test_reserved_replicas_are_billed_for_the_horizon_busy_or_idle() -> None:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": "10/h"},
+    }
+    scenario = make_scenario(
+        horizon="1d",
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(gpus_per_replica=2, replicas=3, price_per_gpu_hour=4.0)],
+    )
+    report = run_checked(scenario).report
+    pool = report["deployments"][0]
+    assert pool["gpu_hours"] == pytest.approx(3 * 2 * 24)
+    assert pool["cost_usd"] == pytest.approx(3 * 2 * 24 * 4.0)
+    assert pool["monthly_cost_usd"] == pytest.approx(3 * 2 * 24 * 4.0 * 30)
+    assert pool["utilization"] < 0.05  # mostly idle, billed all the same
+    tokens = pool["input_tokens"] + pool["output_tokens"]
+    assert pool["usd_per_1m_tokens"] == pytest.approx(pool["cost_usd"] / tokens * 1e6)
+    # the fleet's cost is carried by the workload that used it
+    assert report["workloads"][0]["cost_usd"] == pytest.approx(pool["cost_usd"])
+
+
+def test_the_default_gpu_price_comes_from_the_catalog() -> None:
+    scenario = make_scenario(
+        models=MODELS,
+        workloads=[{**BASE["workloads"][0], "route": ["pool"]}],
+        deployments=[_pool(gpu="H200", replicas=1)],
+        horizon="1h",
+    )
+    pool = run_checked(scenario).report["deployments"][0]
+    assert pool["price_per_gpu_hour"] == 6.65 and pool["cost_usd"] == pytest.approx(6.65)
+
+
+def test_a_full_queue_spills_to_serverless() -> None:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool", "serverless"],
+        "arrivals": {"process": "poisson", "rate": 4},
+        "output_tokens": {"dist": "fixed", "value": 300},
+    }
+    scenario = make_scenario(
+        horizon="30m",
+        models=MODELS,
+        workloads=[workload],
+        deployments=[
+            _pool(max_batch=4, max_queue=2, performance=_fixed(0.01)),
+            {"name": "serverless", "kind": "serverless"},
+        ],
+    )
+    result = run_checked(scenario)
+    pool, serverless = result.report["deployments"]
+    assert pool["spilled"] > 0 and pool["spilled"] == serverless["requests"]
+    assert pool["refused_queue_full"] == pool["spilled"]
+    r = result.runs[0].records
+    # with 4 in service and at most 2 waiting, nobody waits longer than 2 service times
+    on_pool = r.deployment == 0
+    assert (r.start - r.arrival)[on_pool].max() <= 2 * 300 * 0.01 + 1e-6
+    assert result.report["totals"]["rejected"] == 0
+
+
+def test_a_request_larger_than_the_kv_cache_is_refused() -> None:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "input_tokens": {"dist": "fixed", "value": 5000},
+    }
+    performance = {
+        "model": "fixed",
+        "prefill_tokens_per_s": 1e4,
+        "tpot": 0.01,
+        "kv_capacity_tokens": 4000,
+    }
+    result = run_checked(
+        make_scenario(
+            horizon="10m",
+            models=MODELS,
+            workloads=[workload],
+            deployments=[_pool(performance=performance)],
+        )
+    )
+    pool = result.report["deployments"][0]
+    assert pool["refused_too_long"] == result.report["totals"]["rejected"] > 0
+    assert np.all(result.runs[0].records.outcome == Outcome.REJECTED)
+
+
+def test_autoscaling_follows_the_load_and_bills_only_while_up() -> None:
+    arrivals = {
+        "process": "mmpp",
+        "states": [{"rate": 4, "mean_duration": "2h"}, {"rate": 0.2, "mean_duration": "2h"}],
+    }
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": arrivals,
+        "output_tokens": {"dist": "fixed", "value": 500},
+    }
+    autoscale = {
+        "min": 1,
+        "max": 6,
+        "target_utilization": 0.7,
+        "scale_up_delay": "5m",
+        "scale_down_delay": "20m",
+        "interval": "1m",
+    }
+    scenario = make_scenario(
+        seed=5,
+        horizon="1d",
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(replicas=autoscale, max_batch=8, performance=_fixed(0.02))],
+    )
+    result = run_checked(scenario)
+    pool = result.report["deployments"][0]
+    counts = [n for _, n in pool["replicas_timeline"]]
+    assert min(counts) >= 1 and max(counts) <= 6
+    assert max(counts) >= 3  # up for the bursts ...
+    assert any(b < a for a, b in itertools.pairwise(counts))  # ... down after
+    assert pool["gpu_hours"] < 6 * 24 and pool["gpu_hours"] > 24
+    # billed per started minute of each replica's life within the horizon
+    assert pool["gpu_hours"] * 60 == pytest.approx(round(pool["gpu_hours"] * 60))
+    assert pool["gpu_hours"] >= pool["replicas_mean"] * 24 - 1e-9
+
+
+def test_a_gpu_cluster_bills_every_gpu_plus_its_extras() -> None:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["cluster"],
+        "arrivals": {"process": "batch_jobs", "every": "6h", "requests": 2000},
+    }
+    cluster = {
+        "name": "cluster",
+        "kind": "gpu_cluster",
+        "model": "m",
+        "gpu": "H100-SXM",
+        "gpus": 8,
+        "gpus_per_replica": 2,
+        "price_per_gpu_hour": 3.0,
+        "extras_per_month": 3000,
+    }
+    result = run_checked(
+        make_scenario(horizon="1d", models=MODELS, workloads=[workload], deployments=[cluster])
+    )
+    pool = result.report["deployments"][0]
+    assert pool["gpu_hours"] == pytest.approx(8 * 24)
+    assert pool["cost_usd"] == pytest.approx(8 * 24 * 3.0 + 3000 / 30)
+    assert pool["replicas_peak"] == 4
+    assert result.report["totals"]["completed"] == 8000
+
+
+def test_serving_errors_name_the_field() -> None:
+    from simulator import ScenarioError
+
+    with pytest.raises(
+        ScenarioError, match=r"deployments.pool: m \(llama-3.1-405b\) in bf16 needs"
+    ):
+        make_scenario(
+            models={
+                "m": {
+                    "price": {"input": 1, "output": 1},
+                    "architecture": {"like": "llama-3.1-405b"},
+                }
+            },
+            deployments=[_pool(performance={"model": "roofline", "precision": "bf16"})],
+            workloads=[{**BASE["workloads"][0], "route": ["pool"]}],
+        )
+    with pytest.raises(ScenarioError, match="price_per_gpu_hour: no bundled price for L40S"):
+        make_scenario(
+            models=MODELS,
+            deployments=[_pool(gpu="L40S")],
+            workloads=[{**BASE["workloads"][0], "route": ["pool"]}],
+        )
+    with pytest.raises(ScenarioError, match="unknown GPU 'H900'"):
+        make_scenario(models=MODELS, deployments=[_pool(gpu="H900")])
+    with pytest.raises(ScenarioError, match=r"needed by deployments\.pool"):
+        make_scenario(
+            deployments=[_pool()], workloads=[{**BASE["workloads"][0], "route": ["pool"]}]
+        )

@@ -1,0 +1,180 @@
+"""Performance models: the closed-form decode sums, the roofline's regimes, table fits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import ScenarioError
+from simulator.deployment_specs import DedicatedSpec
+from simulator.hardware import find_architecture
+from simulator.performance import (
+    FixedModel,
+    LinearModel,
+    build_step_model,
+    decode_time,
+    steps_within,
+)
+from simulator.performance_table import fit_table
+
+
+def _roofline(
+    model: str = "llama-3.1-70b", gpu: str = "H100-SXM", tp: int = 2, **perf: object
+) -> object:
+    spec = DedicatedSpec.model_validate(
+        {
+            "name": "p",
+            "kind": "dedicated",
+            "model": "m",
+            "gpu": gpu,
+            "gpus_per_replica": tp,
+            "performance": {"model": "roofline", **perf},
+        }
+    )
+    return build_step_model(spec, find_architecture(model))  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 600),
+    st.integers(0, 500_000),
+    st.integers(0, 3000),
+    st.sampled_from(["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "deepseek-v3"]),
+)
+def test_closed_form_decode_time_equals_the_step_sum(
+    batch: int, context: int, steps: int, name: str
+) -> None:
+    model = _roofline(name, "H200", 8) if name == "deepseek-v3" else _roofline(name)
+    lines = model.decode_lines(batch)  # type: ignore[attr-defined]
+    iterated = sum(max(a + b * (context + j * batch) for a, b in lines) for j in range(steps))
+    assert decode_time(model, batch, context, steps) == pytest.approx(iterated, rel=1e-9, abs=1e-12)
+    if steps:
+        elapsed = decode_time(model, batch, context, steps // 2) + 1e-9
+        assert steps_within(model, batch, context, steps, elapsed) == steps // 2
+
+
+def test_decode_is_memory_bound_small_and_compute_bound_large() -> None:
+    model = _roofline("llama-3.1-8b", "H100-SXM", 1)
+    small = model.decode_lines(1)  # type: ignore[attr-defined]
+    large = model.decode_lines(2048)  # type: ignore[attr-defined]
+    assert small[0][0] > small[1][0]  # weights read dominate one sequence
+    assert large[1][0] > large[0][0]  # FLOPs dominate a big batch
+    # one sequence: a step reads the FP8 weights, 8.03 GB at 3.35 TB/s x 0.7, + overhead
+    assert small[0][0] == pytest.approx(8.03e9 / (3.35e12 * 0.7) + 0.001, rel=1e-6)
+
+
+def test_moe_reads_only_the_experts_a_batch_touches() -> None:
+    model = _roofline("mixtral-8x7b", "H100-SXM", 1)
+    one = model.weight_bytes_read(1)  # type: ignore[attr-defined]
+    many = model.weight_bytes_read(512)  # type: ignore[attr-defined]
+    assert one == pytest.approx(12.88e9, rel=1e-3)  # top-2 of 8 experts: the active params
+    assert many == pytest.approx(46.70e9, rel=1e-3)  # a big batch touches every expert
+
+
+def test_tensor_parallel_adds_all_reduce_time() -> None:
+    tp1 = _roofline("llama-3.1-70b", "H200", 1)
+    tp2 = _roofline("llama-3.1-70b", "H200", 2)
+    # twice the bandwidth, but not twice the speed: two all-reduces a layer
+    one = tp1.decode_lines(1)[0][0]  # type: ignore[attr-defined]
+    two = tp2.decode_lines(1)[0][0]  # type: ignore[attr-defined]
+    assert one / 2 < two < one
+
+
+def test_fixed_model_is_constant() -> None:
+    model = FixedModel(1000.0, 0.05)
+    assert model.prefill_time(500, 0) == 0.5
+    assert decode_time(model, 7, 12345, 10) == pytest.approx(0.5)
+
+
+def test_table_fits_step_times_from_a_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["phase,batch_size,context_tokens,tokens,seconds"]
+    for _ in range(50):
+        b, c = int(rng.integers(1, 200)), int(rng.integers(100, 200_000))
+        rows.append(f"decode,{b},{c},{b},{0.012 + 2e-5 * b + 3e-8 * c}")
+        t = int(rng.integers(100, 8000))
+        rows.append(f"prefill,1,0,{t},{0.004 + 6e-5 * t}")
+    path = tmp_path / "steps.csv"
+    path.write_text("\n".join(rows) + "\n")
+    model = fit_table(path, 100_000)
+    assert isinstance(model, LinearModel)
+    assert model.decode_base == pytest.approx(0.012, rel=1e-6)
+    assert model.decode_per_sequence == pytest.approx(2e-5, rel=1e-6)
+    assert model.decode_per_context_token == pytest.approx(3e-8, rel=1e-6)
+    assert model.prefill_time(1000, 0) == pytest.approx(0.004 + 0.06, rel=1e-6)
+    assert model.kv_capacity_tokens == 100_000
+
+
+def _vllm_result(concurrency: int, tpot_ms: float, ttft_ms: float) -> dict:
+    completed, mean_in, mean_out = 500, 1000, 200
+    output_throughput = concurrency / (tpot_ms / 1000)
+    return {
+        "date": "20261101-120000",
+        "backend": "vllm",
+        "max_concurrency": concurrency,
+        "completed": completed,
+        "total_input_tokens": completed * mean_in,
+        "total_output_tokens": completed * mean_out,
+        "mean_ttft_ms": ttft_ms,
+        "mean_tpot_ms": tpot_ms,
+        "output_throughput": output_throughput,
+        "request_throughput": output_throughput / mean_out,
+        "p99_tpot_ms": tpot_ms * 1.2,
+    }
+
+
+def test_table_fits_vllm_bench_serve_results(tmp_path: Path) -> None:
+    # TPOT grows linearly with the batch: 10 ms + 0.1 ms a sequence
+    results = [_vllm_result(c, 10 + 0.1 * c, 80 + c) for c in (1, 8, 32, 64)]
+    path = tmp_path / "vllm.json"
+    path.write_text(json.dumps(results))
+    model = fit_table(path, None)
+    context = 1000 + 200 / 2
+    for c in (1, 8, 32, 64):
+        step = max(a + b * c * context for a, b in model.decode_lines(c))
+        assert step == pytest.approx((10 + 0.1 * c) / 1000, rel=1e-6)
+    assert model.prefill_time(1000, 0) == pytest.approx(0.081, rel=1e-6)  # lightest load
+
+
+def test_a_scenario_with_a_vllm_table_runs(tmp_path: Path) -> None:
+    from tests.helpers import BASE, make_scenario, run_checked
+
+    (tmp_path / "vllm.json").write_text(json.dumps(_vllm_result(16, 20, 100)))
+    pool = {
+        "name": "pool",
+        "kind": "dedicated",
+        "model": "m",
+        "gpu": "H100-SXM",
+        "performance": {
+            "model": "table",
+            "path": str(tmp_path / "vllm.json"),
+            "kv_capacity_tokens": 400_000,
+        },
+    }
+    models = {"m": {"price": {"input": 1, "output": 1}, "architecture": {"like": "llama-3.1-8b"}}}
+    workload = {**BASE["workloads"][0], "route": ["pool"]}
+    result = run_checked(
+        make_scenario(models=models, deployments=[pool], workloads=[workload], horizon="10m")
+    )
+    tpot = result.report["workloads"][0]["latency"]["tpot_s"]["p50"]
+    assert 0.01 < tpot < 0.03
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"completed": 5}', "missing key"),
+        ("[1, 2]", "expected a vLLM result"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_tables_are_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=expected):
+        fit_table(path, None)
