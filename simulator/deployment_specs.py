@@ -134,6 +134,12 @@ class ServingSpec(DeploymentSpec):
     price_per_gpu_hour: float | None = Field(default=None, ge=0)
     max_batch: int = Field(default=256, ge=1, le=100_000)
     max_queue: int | None = Field(default=None, ge=0)
+    chunked_prefill: bool = Field(
+        default=False, description="prefill in chunks inside decode steps (vLLM-style)"
+    )
+    step_token_budget: int = Field(
+        default=2048, ge=1, description="with chunked prefill: tokens a step may process"
+    )
     performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
 
     @field_validator("gpu")

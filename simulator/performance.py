@@ -43,6 +43,18 @@ class StepModel(Protocol):
         """The lines whose maximum is a decode step's time for `batch` sequences."""
         ...
 
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        """A step that decodes `batch` sequences and prefills `chunk` prompt tokens."""
+        ...
+
+
+def sequential_mixed_lines(model: StepModel, batch: int, chunk: int) -> list[Line]:
+    """Decode and prefill one after the other in the step (no overlap)."""
+    extra = model.prefill_time(chunk, 0.0) if chunk else 0.0
+    if batch == 0:
+        return [(extra, 0.0)]
+    return [(a + extra, b) for a, b in model.decode_lines(batch)]
+
 
 @dataclass(frozen=True)
 class FixedModel:
@@ -57,6 +69,9 @@ class FixedModel:
 
     def decode_lines(self, batch: int) -> list[Line]:
         return [(self.tpot, 0.0)]
+
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        return sequential_mixed_lines(self, batch, chunk)
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,9 @@ class LinearModel:
         return [
             (self.decode_base + self.decode_per_sequence * batch, self.decode_per_context_token)
         ]
+
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        return sequential_mixed_lines(self, batch, chunk)
 
 
 @dataclass(frozen=True)
@@ -150,6 +168,22 @@ class RooflineModel:
             lines = cache[batch] = self._decode_lines(batch)
         return lines
 
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        """One pass over the weights serves the decode tokens and the prompt chunk alike:
+        the step is bound by reading weights + KV, or by the FLOPs of batch + chunk tokens
+        (the chunk's attention to its own prefix left out)."""
+        tokens = batch + chunk
+        fixed = self._communication(tokens) + self.step_overhead
+        memory = (
+            self.weight_bytes_read(tokens) / self.bandwidth + fixed,
+            self.kv_bytes_per_token / self.bandwidth,
+        )
+        compute = (
+            2.0 * self.arch.active_params_b * 1e9 * tokens / self.flops + fixed,
+            4.0 * self.arch.layers * self._attention_width() / self.flops,
+        )
+        return [memory, compute]
+
     def _decode_lines(self, batch: int) -> list[Line]:
         fixed = self._communication(batch) + self.step_overhead
         memory = (
@@ -215,6 +249,8 @@ def _envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
     """Sum over j in [0, k) of max_i(a_i + b_i (c0 + j batch))."""
     if k <= 0:
         return 0.0
+    if batch == 0:
+        return k * max(a + b * c0 for a, b in lines)
     # breakpoints where two lines cross, in step units
     cuts = {0, k}
     for i, (a1, b1) in enumerate(lines):
@@ -236,14 +272,18 @@ def _envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
     return total
 
 
-def decode_time(model: StepModel, batch: int, context: float, steps: int) -> float:
-    """Seconds for `steps` decode steps of `batch` sequences starting at `context` tokens."""
-    return _envelope_sum(model.decode_lines(batch), context, batch, steps)
+def decode_time(model: StepModel, batch: int, context: float, steps: int, chunk: int = 0) -> float:
+    """Seconds for `steps` decode steps of `batch` sequences starting at `context` tokens
+    (each step also prefilling `chunk` prompt tokens, with chunked prefill)."""
+    lines = model.mixed_lines(batch, chunk) if chunk else model.decode_lines(batch)
+    return _envelope_sum(lines, context, batch, steps)
 
 
-def steps_within(model: StepModel, batch: int, context: float, limit: int, elapsed: float) -> int:
+def steps_within(
+    model: StepModel, batch: int, context: float, limit: int, elapsed: float, chunk: int = 0
+) -> int:
     """The most whole steps (<= limit) that end within `elapsed` seconds."""
-    lines = model.decode_lines(batch)
+    lines = model.mixed_lines(batch, chunk) if chunk else model.decode_lines(batch)
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2

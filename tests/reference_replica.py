@@ -57,3 +57,67 @@ def simulate_steps(
             continue
         t = float(arrival[order[0]])
     return start, first, finish
+
+
+def simulate_chunked_steps(
+    model: StepModel,
+    max_batch: int,
+    budget: int,
+    arrival: np.ndarray,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same with chunked prefill, one step at a time: each step decodes every running
+    sequence and spends what is left of the token budget on the waiting prompts in order."""
+    n = len(arrival)
+    start, first, finish = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    order = deque(np.argsort(arrival, kind="stable").tolist())
+    queue: deque[int] = deque()
+    prefilling: deque[list[int]] = deque()
+    running: dict[int, list[int]] = {}
+    kv_used = 0.0
+    t = 0.0
+    while order or queue or running or prefilling:
+        while order and arrival[order[0]] <= t:
+            queue.append(order.popleft())
+        while queue and len(running) + len(prefilling) < max_batch:
+            need = inputs[queue[0]] + outputs[queue[0]]
+            if kv_used + need > model.kv_capacity_tokens:
+                break
+            kv_used += need
+            i = queue.popleft()
+            start[i] = t
+            prefilling.append([i, int(inputs[i])])
+        if not running and not prefilling:
+            t = float(arrival[order[0]])
+            continue
+        chunk = max(1, budget - len(running)) if prefilling else 0
+        context = sum(c for _, c in running.values())
+        lines = (
+            model.mixed_lines(len(running), chunk) if chunk else model.decode_lines(len(running))
+        )
+        t += max(a + b * context for a, b in lines)
+        for i in list(running):
+            running[i][0] -= 1
+            running[i][1] += 1
+            if running[i][0] == 0:
+                finish[i] = t
+                kv_used -= inputs[i] + outputs[i]
+                del running[i]
+        left = chunk
+        while left > 0 and prefilling:
+            head = prefilling[0]
+            if head[1] <= left:
+                left -= head[1]
+                prefilling.popleft()
+                i = head[0]
+                first[i] = t
+                if outputs[i] <= 1:
+                    finish[i] = t
+                    kv_used -= inputs[i] + outputs[i]
+                else:
+                    running[i] = [int(outputs[i]) - 1, int(inputs[i]) + 1]
+            else:
+                head[1] -= left
+                left = 0
+    return start, first, finish

@@ -11,6 +11,7 @@ so the time to the next event is computed in closed form, not stepped token by t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -51,16 +52,19 @@ class Replica:
         self.busy_since: float | None = None
         self.peak_batch = 0
         self.process: simpy.Process | None = None
+        self.chunked = pool.spec.chunked_prefill
+        self.budget = pool.spec.step_token_budget
+        self.prefilling: deque[list[int]] = deque()  # [request, prompt tokens still to do]
 
     def start(self) -> None:
-        self.process = self.env.process(self.run())
+        self.process = self.env.process(self.run_chunked() if self.chunked else self.run())
 
     # -- room and waking -------------------------------------------------------------------
     def room_for(self, tokens: int) -> bool:
         """Could this replica take one more request of `tokens` at its next step?"""
         return (
             self.accepting
-            and self.n + self.promised < self.max_batch
+            and self.n + len(self.prefilling) + self.promised < self.max_batch
             and self.kv_used + self.promised_kv + tokens <= self.kv_capacity
         )
 
@@ -71,7 +75,7 @@ class Replica:
             self.wake_event.succeed()
 
     def load(self) -> int:
-        return self.n + self.promised
+        return self.n + len(self.prefilling) + self.promised
 
     def _busy(self, busy: bool) -> None:
         now = self.env.now
@@ -96,7 +100,7 @@ class Replica:
         kv = self.kv_used
         if queue:
             self.pool.queue_changed()  # integrate the queue length up to now, before it changes
-        while queue and self.n + len(admitted) < self.max_batch:
+        while queue and self.n + len(self.prefilling) + len(admitted) < self.max_batch:
             i = queue[0]
             need = int(r.input_tokens[i] + r.output_tokens[i])
             if kv + need > self.kv_capacity:
@@ -216,3 +220,72 @@ class Replica:
                 steps = done
             if steps:
                 self._advance(steps)
+
+    # -- chunked prefill ---------------------------------------------------------------------
+    def _chunk(self) -> int:
+        """Prompt tokens a step prefills: the budget left after one token per decoding
+        sequence (at least one token, so a full batch cannot starve the prompts)."""
+        return max(1, self.budget - self.n) if self.prefilling else 0
+
+    def _prefill_progress(self, tokens: int) -> list[int]:
+        """Spend `tokens` of prefill on the waiting prompts, first come first served;
+        returns the requests whose prompt is now done."""
+        done: list[int] = []
+        while tokens > 0 and self.prefilling:
+            head = self.prefilling[0]
+            if head[1] <= tokens:
+                tokens -= head[1]
+                done.append(head[0])
+                self.prefilling.popleft()
+            else:
+                head[1] -= tokens
+                tokens = 0
+        return done
+
+    def run_chunked(self) -> Generator[Any, Any, None]:
+        """Steps of a token budget: every decoding sequence's next token, and what is left of
+        the budget for the prompts admitted (vLLM's chunked prefill). A prompt's first token
+        comes at the end of the step that finishes it."""
+        env = self.env
+        r = self.records
+        while True:
+            if not self.accepting and self.n == 0 and not self.prefilling:
+                self._busy(False)
+                self.pool.retired(self)
+                return
+            if self.accepting:
+                for i in self._admit():
+                    self.prefilling.append([i, int(r.input_tokens[i])])
+            if self.n == 0 and not self.prefilling:
+                self._busy(False)
+                self.wake_event = env.event()
+                yield self.wake_event
+                self.wake_event = None
+                continue
+            self._busy(True)
+            batch, context, chunk = self.n, self.total_context, self._chunk()
+            k = int(self.remaining[: self.n].min()) if self.n else 1 << 40
+            if chunk:
+                k = min(k, -(-self.prefilling[0][1] // chunk))  # steps to the next first token
+            start = env.now
+            duration = decode_time(self.model, batch, context, k, chunk)
+            self.wake_event = env.event()
+            timer = env.timeout(duration)
+            fired = yield timer | self.wake_event
+            self.wake_event = None
+            if timer in fired:
+                steps = k
+            else:
+                elapsed = env.now - start
+                steps = steps_within(self.model, batch, context, k, elapsed, chunk)
+                boundary = decode_time(self.model, batch, context, steps, chunk)
+                if boundary < elapsed:
+                    steps += 1
+                    boundary = decode_time(self.model, batch, context, steps, chunk)
+                    yield env.timeout(max(0.0, start + boundary - env.now))
+            if steps:
+                if self.n:
+                    self._advance(steps)
+                prompted = self._prefill_progress(steps * chunk)
+                if prompted:
+                    self._join(prompted)
