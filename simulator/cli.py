@@ -20,7 +20,7 @@ from simulator.errors import CapsimError
 from simulator.loader import load_scenario
 from simulator.render import console_for_tables, print_table, to_csv
 from simulator.report import to_json
-from simulator.runner import Result, run
+from simulator.runner import run
 from simulator.scenario import Scenario
 
 EXIT_USAGE = 2
@@ -49,24 +49,6 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | N
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
-
-
-def _write_outputs(result: Result, out: Path) -> list[Path]:
-    """The JSON report and the per-request records (Parquet with pyarrow, else CSV)."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "report.json"]
-    written[0].write_text(to_json(result.report) + "\n")
-    frame = result.records
-    try:
-        import pyarrow  # noqa: F401
-
-        path = out / "records.parquet"
-        frame.to_parquet(path, index=False)
-    except ImportError:
-        path = out / "records.csv"
-        frame.to_csv(path, index=False)
-    written.append(path)
-    return written
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,8 +97,143 @@ def run_command(
     else:
         print_table(result.report)
     if out is not None:
-        for path in _write_outputs(result, out):
+        from simulator.html_report import write_run_outputs
+
+        for path in write_run_outputs(result, out):
             click.echo(f"wrote {path}", err=True)
+
+
+@cli.command("compare")
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--vary",
+    "vary",
+    help="PATH=VALUES: one scenario, a variant per value "
+    "(VALUES: 1,2,4 or a YAML list or @file.yaml)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--seed", type=click.IntRange(min=0), help="the same seed for every variant")
+@click.option("--replications", type=click.IntRange(1, 1000))
+@click.option("--force", is_flag=True, help="run even when a run is estimated to be too large")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def compare_command(
+    scenarios: tuple[Path, ...],
+    vary: str | None,
+    fmt: str,
+    seed: int | None,
+    replications: int | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
+    from simulator.compare import Variant, compare, comparison_csv, comparison_table
+    from simulator.loader import read_scenario_data, scenario_from_data
+    from simulator.variants import parse_values, set_path
+
+    variants: list[Variant] = []
+    if vary is not None:
+        if len(scenarios) != 1:
+            raise CapsimError("--vary takes exactly one scenario")
+        if "=" not in vary:
+            raise CapsimError(f"--vary: expected PATH=VALUES, got {vary!r}")
+        path, values = vary.split("=", 1)
+        data, source, base_dir = read_scenario_data(scenarios[0])
+        for label, value in parse_values(values, base_dir):
+            variant = set_path(data, path.strip(), value)
+            spec = scenario_from_data(variant, f"{source} with {path}={label}", base_dir)
+            variants.append(Variant(label, spec))
+    else:
+        if len(scenarios) < 2:
+            raise CapsimError("give two or more scenarios, or one with --vary PATH=VALUES")
+        variants = [Variant(p.stem, load_scenario(p)) for p in scenarios]
+    with _progress(not quiet, "comparing") as progress:
+        results = compare(variants, replications, seed, progress, force)
+    if fmt == "json":
+        click.echo(to_json({"variants": results}))
+    elif fmt == "csv":
+        click.echo(comparison_csv(results), nl=False)
+    else:
+        console_for_tables().print(comparison_table(results))
+
+
+@cli.command("plan")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--deployment", help="the dedicated deployment to size (default: the first)")
+@click.option("--max-replicas", default=16, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--replications",
+    type=click.IntRange(1, 1000),
+    help="runs per fleet size (default: the scenario's, at least 3)",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="also write plan.json and an HTML report of the chosen fleet",
+)
+@click.option("--force", is_flag=True, help="run even when a run is estimated to be too large")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def plan_command(
+    scenario: Path,
+    deployment: str | None,
+    max_replicas: int,
+    replications: int | None,
+    fmt: str,
+    out: Path | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Find the cheapest fleet that meets every SLO, and whether to reserve it."""
+    from simulator.plan import plan
+
+    spec = load_scenario(scenario)
+    with _progress(not quiet, f"planning {spec.name}") as progress:
+        answer = plan(spec, deployment, max_replicas, replications, progress, force)
+    if out is not None:
+        from simulator.html_report import write_plan_outputs
+
+        for path in write_plan_outputs(answer, out):
+            click.echo(f"wrote {path}", err=True)
+    answer.pop("_results", None)
+    if fmt == "json":
+        click.echo(to_json(answer))
+        return
+    table = Table(
+        title=f"Plan for {answer['deployment']} ({answer['gpus_per_replica']} x "
+        f"{answer['gpu']} a replica)",
+        title_justify="left",
+    )
+    for column in (
+        "replicas",
+        "overflow",
+        "monthly cost",
+        "SLOs met",
+        "min attainment",
+        "refused",
+        "busy",
+    ):
+        table.add_column(column, justify="right")
+    for row in answer["curve"]:
+        table.add_row(
+            str(row["replicas"]),
+            "yes" if row["spillover"] else "no",
+            f"${row['monthly_cost_usd']:,.0f}",
+            "yes" if row["slo_met"] else "no",
+            "-" if row["min_attainment"] is None else f"{row['min_attainment']:.1%}",
+            f"{row['spilled']:,.0f}",
+            "-" if row["utilization"] is None else f"{row['utilization']:.0%}",
+        )
+    console = console_for_tables()
+    console.print(table)
+    console.print(answer["verdict"], soft_wrap=False)
 
 
 @cli.command("validate")

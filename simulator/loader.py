@@ -160,6 +160,12 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
     """A validated scenario from a YAML/JSON file path or from a mapping of its keys."""
     if isinstance(source, Mapping):
         return scenario_from_data(dict(source), "<scenario>", Path.cwd())
+    data, name, base_dir = read_scenario_data(source)
+    return scenario_from_data(data, name, base_dir)
+
+
+def read_scenario_data(source: str | Path) -> tuple[Any, str, Path]:
+    """The parsed, not yet validated, data of a scenario file, its name and its folder."""
     path = Path(source)
     try:
         size = path.stat().st_size
@@ -174,5 +180,4 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         raise ScenarioError(str(path), ["not a UTF-8 text file"]) from None
     except OSError as exc:
         raise ScenarioError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    data = parse_yaml(text, str(path))
-    return scenario_from_data(data, str(path), path.parent)
+    return parse_yaml(text, str(path)), str(path), path.parent

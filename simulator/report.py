@@ -68,9 +68,9 @@ def build_report(result: RunResult) -> dict[str, Any]:
 
 def _interval(values: list[float]) -> list[float]:
     """Student-t 95% interval of the mean of independent replications."""
+    if len(values) < 2 or all(v == values[0] for v in values):
+        return [float(values[0]), float(values[0])]
     mean = float(np.mean(values))
-    if len(values) < 2:
-        return [mean, mean]
     sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
     half = float(stdtrit(len(values) - 1, 0.975)) * sem
     return [mean - half, mean + half]

@@ -1,0 +1,306 @@
+"""`--out DIR`: the JSON report, per-request records and an HTML report with plots
+(matplotlib, embedded as PNG) for a run, or for the fleet a plan chose."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.records import Outcome
+from simulator.report import to_json
+from simulator.runner import Result
+
+
+def _figure_png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def cost_plot(report: dict[str, Any]) -> str:
+    """Monthly cost by deployment and by workload."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for ax, key, label in (
+        (axes[0], "deployments", "deployment"),
+        (axes[1], "workloads", "workload"),
+    ):
+        rows = report[key]
+        ax.barh([r["name"] for r in rows], [r["monthly_cost_usd"] for r in rows], color="#4c72b0")
+        ax.set_xlabel("USD per month")
+        ax.set_title(f"Monthly cost by {label}")
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def crossover_plot(result: Result) -> str:
+    """Monthly cost against monthly volume: serverless and batch grow with tokens, a
+    reservation is flat (the fleet of this run); the crossover is the break-even."""
+    plt = _plt()
+    report = result.report
+    scenario = result.scenario
+    scale = scenario.month / scenario.horizon
+    tokens = (report["totals"]["input_tokens"] + report["totals"]["output_tokens"]) * scale
+    serverless = batch = 0.0
+    for w in report["workloads"]:
+        spec = scenario.workload(w["name"])
+        model = scenario.models[spec.model]
+        price = model.serverless_price
+        batch_price = model.batch_price
+        n_in, n_out = w["input_tokens"] * scale, w["output_tokens"] * scale
+        serverless += (n_in * price.input + n_out * price.output) / 1e6
+        if batch_price is not None:
+            batch += (n_in * batch_price.input + n_out * batch_price.output) / 1e6
+        else:
+            batch += (n_in * price.input + n_out * price.output) / 2e6
+    reserved = sum(
+        d["monthly_cost_usd"] for d in report["deployments"] if d.get("gpu_hours") is not None
+    )
+    volumes = np.linspace(0, max(tokens, 1.0) * 3, 50)
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    if tokens > 0:
+        ax.plot(volumes / 1e9, serverless / tokens * volumes, label="serverless")
+        ax.plot(volumes / 1e9, batch / tokens * volumes, label="batch (if latency allows)")
+    if reserved > 0:
+        ax.plot(volumes / 1e9, np.full_like(volumes, reserved), label="dedicated (this fleet)")
+    ax.axvline(tokens / 1e9, color="grey", linestyle=":", label="this scenario")
+    ax.set_xlabel("billion tokens per month")
+    ax.set_ylabel("USD per month")
+    ax.set_title("Cost against monthly volume")
+    ax.legend()
+    return _figure_png(fig)
+
+
+def latency_plot(result: Result) -> str:
+    """Latency CDFs per workload, with the SLO targets as vertical lines."""
+    plt = _plt()
+    run = result.runs[0]
+    r = run.records
+    scenario = result.scenario
+    metrics = ("ttft", "tpot", "e2e")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    done = (r.outcome == Outcome.COMPLETED) & (r.arrival >= scenario.warmup)
+    for w, workload in enumerate(scenario.workloads):
+        mine = done & (r.workload == w)
+        values = {
+            "ttft": (r.first_token - r.arrival)[mine],
+            "e2e": (r.finish - r.arrival)[mine],
+        }
+        out = r.output_tokens[mine]
+        first, finish = r.first_token[mine], r.finish[mine]
+        has = np.isfinite(first) & (out > 1)
+        values["tpot"] = (finish[has] - first[has]) / (out[has] - 1)
+        for ax, metric in zip(axes, metrics, strict=True):
+            v = np.sort(values[metric][np.isfinite(values[metric])])
+            if len(v):
+                ax.plot(v, np.arange(1, len(v) + 1) / len(v), label=workload.name)
+            for target in workload.slo_targets():
+                if target.metric == metric:
+                    ax.axvline(target.target_s, linestyle="--", color="red", alpha=0.6)
+                    ax.axhline(target.quantile, linestyle=":", color="red", alpha=0.4)
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set_xlabel(f"{metric.upper()} (s)")
+        ax.set_title(f"{metric.upper()} CDF (dashed: SLO)")
+        if metric != "tpot":
+            ax.set_xscale("log")
+    axes[0].set_ylabel("share of requests")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def fleet_plot(result: Result) -> str | None:
+    """Replicas, queue length and busy share over time for dedicated deployments."""
+    plt = _plt()
+    report = result.report
+    run = result.runs[0]
+    r = run.records
+    horizon = result.scenario.horizon
+    pools = [(j, d) for j, d in enumerate(report["deployments"]) if d.get("gpu_hours") is not None]
+    if not pools:
+        return None
+    grid = np.linspace(0, horizon, 241)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    for j, d in pools:
+        timeline = np.asarray(d["replicas_timeline"], dtype=np.float64)
+        steps = np.searchsorted(timeline[:, 0], grid, side="right") - 1
+        replicas = timeline[np.maximum(steps, 0), 1]
+        axes[0].step(grid / 3600, replicas, where="post", label=d["name"])
+        mine = r.deployment == j
+        arrived = _count_until(r.arrival[mine], grid)
+        started = _count_until(r.start[mine], grid)
+        waiting = arrived - started  # arrival <= start: those in between are waiting
+        axes[1].plot(grid / 3600, waiting, label=d["name"])
+        running = started - _count_until(r.finish[mine], grid)
+        capacity = np.maximum(replicas, 1) * result.scenario.deployments[j].max_batch  # type: ignore[union-attr]
+        axes[2].plot(grid / 3600, running / capacity, label=d["name"])
+    for ax, title in zip(
+        axes, ("replicas up", "requests waiting", "batch slots in use"), strict=True
+    ):
+        ax.set_xlabel("hours")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
+def _count_until(times: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """How many of `times` are <= each grid point."""
+    counts: np.ndarray = np.searchsorted(np.sort(times), grid, side="right")
+    return counts
+
+
+def search_plot(plan: dict[str, Any]) -> str:
+    """The plan's search: monthly cost and SLO attainment against replicas."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for spill, style in ((False, "o-"), (True, "s--")):
+        rows = [row for row in plan["curve"] if row["spillover"] == spill]
+        if rows:
+            ax.plot(
+                [row["replicas"] for row in rows],
+                [row["monthly_cost_usd"] for row in rows],
+                style,
+                label="monthly cost" + (" with overflow" if spill else ""),
+            )
+    ax.set_xlabel("reserved replicas")
+    ax.set_ylabel("USD per month")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    twin = ax.twinx()
+    for spill, style in ((False, "o:"), (True, "s:")):
+        rows = [row for row in plan["curve"] if row["spillover"] == spill]
+        if rows:
+            twin.plot(
+                [row["replicas"] for row in rows],
+                [row["min_attainment"] or 0 for row in rows],
+                style,
+                color="green",
+                alpha=0.6,
+            )
+    twin.set_ylabel("lowest SLO attainment", color="green")
+    ax.set_title("Plan search: cost and SLO attainment")
+    ax.legend(fontsize=8)
+    return _figure_png(fig)
+
+
+def html_page(title: str, summary: str, images: list[tuple[str, str]], data: dict[str, Any]) -> str:
+    """A self-contained page: the summary, the plots, and the totals as a table."""
+    figures = "\n".join(
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for caption, png in images
+    )
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_short(v))}</td></tr>"
+        for k, v in data.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1250px;margin:2em auto;color:#222}}
+figure{{margin:1.5em 0}} img{{max-width:100%}} table{{border-collapse:collapse}}
+th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .summary{{font-size:1.05em}}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="summary">{html.escape(summary)}</p>
+<table>{rows}</table>
+{figures}
+</body></html>
+"""
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def run_images(result: Result) -> list[tuple[str, str]]:
+    images = [
+        ("Monthly cost by deployment and workload", cost_plot(result.report)),
+        ("Cost against monthly volume: serverless, batch, dedicated", crossover_plot(result)),
+        ("Latency CDFs against the SLO targets", latency_plot(result)),
+    ]
+    fleet = fleet_plot(result)
+    if fleet is not None:
+        images.append(("Replicas, queue and batch use over time", fleet))
+    return images
+
+
+def write_run_outputs(result: Result, out: Path) -> list[Path]:
+    """report.json, records (Parquet with pyarrow, else CSV) and report.html."""
+    out.mkdir(parents=True, exist_ok=True)
+    report_path = out / "report.json"
+    report_path.write_text(to_json(result.report) + "\n")
+    frame = result.records
+    try:
+        import pyarrow  # noqa: F401
+
+        records_path = out / "records.parquet"
+        frame.to_parquet(records_path, index=False)
+    except ImportError:
+        records_path = out / "records.csv"
+        frame.to_csv(records_path, index=False)
+    totals = result.report["totals"]
+    summary = (
+        f"{totals['requests']:,.0f} requests over {result.scenario.horizon / 3600:g} h: "
+        f"${totals['monthly_cost_usd']:,.0f} a month, "
+        f"${totals['usd_per_1m_tokens'] or 0:,.2f} per 1M tokens."
+    )
+    page = html_page(
+        f"capsim report: {result.scenario.name}",
+        summary,
+        run_images(result),
+        {k: v for k, v in totals.items() if not k.endswith("_ci95")},
+    )
+    html_path = out / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    return [report_path, records_path, html_path]
+
+
+def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
+    """plan.json, and the chosen fleet's report, records and HTML (with the search curve)."""
+    out.mkdir(parents=True, exist_ok=True)
+    result: Result | None = plan.get("_results")
+    clean = {k: v for k, v in plan.items() if k != "_results"}
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
+    written = [plan_path]
+    images = [("Plan search: cost and SLO attainment against replicas", search_plot(clean))]
+    if result is not None:
+        written += write_run_outputs(result, out)[:2]
+        images += run_images(result)
+    page = html_page(
+        f"capsim plan: {clean['scenario']}",
+        clean["verdict"],
+        images,
+        {
+            k: v
+            for k, v in clean.items()
+            if k not in ("curve", "verdict", "workloads", "break_even", "cheapest_mix")
+        },
+    )
+    html_path = out / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    return [*written, html_path]

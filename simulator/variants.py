@@ -1,0 +1,75 @@
+"""Variants of a scenario: a dotted path into its data set to other values.
+
+Paths address list items by `name`: `deployments.pool.replicas`,
+`workloads.chat.arrivals.rate`. Values come inline (`1,2,4`, or a YAML/JSON list) or from a
+file (`@profiles.yaml`: a list, or a mapping of labels to values).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import CapsimError, ScenarioError
+from simulator.loader import parse_yaml
+
+
+def set_path(data: Any, path: str, value: Any) -> Any:
+    """A deep copy of `data` with the value at dotted `path` replaced (list items by name)."""
+    result = copy.deepcopy(data)
+    node = result
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            matches = [item for item in node if isinstance(item, dict) and item.get("name") == part]
+            if not matches:
+                names = [str(item.get("name")) for item in node if isinstance(item, dict)]
+                raise CapsimError(
+                    f"--vary {path}: no item named {part!r} at {where} (names: {', '.join(names)})"
+                )
+            if last:
+                raise CapsimError(f"--vary {path}: cannot replace a whole list item")
+            node = matches[0]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = copy.deepcopy(value)
+                return result
+            if part not in node:
+                raise CapsimError(f"--vary {path}: no key {part!r} at {where}")
+            node = node[part]
+        else:
+            raise CapsimError(f"--vary {path}: {where} is not a mapping or a list")
+    return result
+
+
+def parse_values(text: str, base_dir: Path) -> list[tuple[str, Any]]:
+    """(label, value) pairs from `@file.yaml`, a YAML/JSON list, or comma-separated values."""
+    if text.startswith("@"):
+        path = (base_dir / text[1:]) if not Path(text[1:]).is_absolute() else Path(text[1:])
+        if not path.is_file():
+            path = Path(text[1:])
+        try:
+            data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        except OSError as exc:
+            raise ScenarioError(str(path), [f"cannot read the values: {exc.strerror}"]) from None
+    elif text.lstrip().startswith("["):
+        data = parse_yaml(text, "--vary")
+    else:
+        data = [parse_yaml(part, "--vary") for part in text.split(",")]
+    if isinstance(data, dict):
+        return [(str(label), value) for label, value in data.items()]
+    if not isinstance(data, list) or not data:
+        raise CapsimError(
+            f"--vary: expected a list of values or a mapping of labels to values, got {text!r}"
+        )
+    return [(_label(value), value) for value in data]
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, list | dict))
+        return "{" + inner + "}"
+    return str(value)

@@ -1,0 +1,254 @@
+"""Studies: replications with intervals, compare, plan, and the HTML report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator import load_scenario, run
+from simulator.plan import plan, slo_met
+from tests.helpers import BASE, make_scenario, scenario_dict
+from tests.test_cli import capsim
+from tests.test_dedicated import MODELS, _erlang_c_wait, _fixed, _pool
+
+
+def _mm2(seed: int, customers: float = 3000) -> object:
+    service, servers, rho = 1.0, 2, 0.6
+    rate = rho * servers / service
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "exponential", "mean": 100},
+        "slo": {"queue_p50": "1s"},
+    }
+    horizon = customers / rate
+    return make_scenario(
+        seed=seed,
+        horizon=horizon,
+        warmup=horizon / 10,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(replicas=servers, max_batch=1, performance=_fixed(0.01))],
+    )
+
+
+def _mean_service() -> float:
+    """Exact mean of (max(1, rint(X)) - 1) x 10 ms for X exponential with mean 100."""
+    k = np.arange(1, 5000)
+    p = np.exp(-(k - 0.5) / 100) - np.exp(-(k + 0.5) / 100)
+    p[0] += 1 - np.exp(-0.5 / 100)  # values under 0.5 round up to 1 token
+    return float(((k - 1) * p).sum() * 0.01)
+
+
+def test_intervals_shrink_as_replications_grow() -> None:
+    widths: dict[int, list[float]] = {4: [], 16: []}
+    for seed in range(5):
+        for n in widths:
+            low, high = run(_mm2(seed, 1500), replications=n).report["workloads"][0]["latency"][
+                "queue_s"
+            ]["mean_ci95"]
+            widths[n].append(high - low)
+    # the half-width goes as t(n-1) s / sqrt(n): about 3 times narrower from 4 to 16
+    assert np.mean(widths[16]) < np.mean(widths[4]) / 2
+
+
+def test_intervals_cover_the_erlang_c_wait_at_about_their_rate() -> None:
+    expected = _erlang_c_wait(1.2, _mean_service(), 2)
+    studies, covered = 30, 0
+    for seed in range(studies):
+        interval = run(_mm2(100 + seed, 2000), replications=5).report["workloads"][0]["latency"][
+            "queue_s"
+        ]["mean_ci95"]
+        covered += interval[0] <= expected <= interval[1]
+    # a 95% interval: 30 studies cover 28.5 times on average (binomial sd 1.2); short runs
+    # start empty, so allow a few more misses than the nominal rate
+    assert covered >= 24
+
+
+def _plan_scenario(**extra: object) -> object:
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool", "serverless"],
+        "arrivals": {"process": "poisson", "rate": 3},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "exponential", "mean": 100},
+        "slo": {"queue_p95": "2s"},
+    }
+    pool = _pool(
+        replicas=1, max_batch=1, max_queue=4, performance=_fixed(0.01), price_per_gpu_hour=2.0
+    )
+    return make_scenario(
+        seed=3,
+        horizon="1h",
+        models=MODELS,
+        workloads=[workload],
+        deployments=[pool, {"name": "serverless", "kind": "serverless"}],
+        **extra,
+    )
+
+
+def test_plan_meets_the_slos_and_one_replica_fewer_does_not() -> None:
+    scenario = _plan_scenario()
+    answer = plan(scenario, max_replicas=6, replications=3)
+    n = answer["replicas"]
+    assert answer["slo_met"] and n is not None and n >= 2
+    from simulator.plan import _variant
+
+    def met(replicas: int) -> bool:
+        report = run(_variant(scenario, "pool", replicas, False), replications=3).report
+        return slo_met(report, ["chat"])
+
+    assert met(n) and not met(n - 1)
+    # the monthly cost is the fleet's: n replicas of one GPU at $2 an hour for a month
+    assert answer["monthly_cost_usd"] == pytest.approx(n * 2.0 * 720)
+    mix = answer["cheapest_mix"]
+    assert mix is not None and mix["monthly_cost_usd"] <= answer["monthly_cost_usd"] + 1e-6
+    assert "Reserving" in answer["verdict"]
+
+
+def test_break_even_volume_makes_the_two_monthly_costs_equal() -> None:
+    answer = plan(_plan_scenario(), max_replicas=6, replications=2)
+    be = answer["break_even"]
+    serverless_at_break_even = be["monthly_tokens"] * be["serverless_usd_per_1m_tokens"] / 1e6
+    assert serverless_at_break_even == pytest.approx(be["reserved_monthly_cost_usd"], rel=1e-9)
+    # and the blended serverless price is this traffic's own
+    assert be["serverless_usd_per_1m_tokens"] == pytest.approx(
+        answer["serverless_monthly_cost_usd"] / answer["monthly_tokens"] * 1e6
+    )
+
+
+def _small(tmp_path: Path) -> Path:
+    data = scenario_dict(horizon="1h")
+    data["workloads"][0]["slo"] = {"ttft_p95": "2s"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_compare_varies_a_path_and_compares_files(tmp_path: Path) -> None:
+    path = _small(tmp_path)
+    (tmp_path / "profiles.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "steady": {"process": "poisson", "rate": "1/s"},
+                "bursty": {"process": "gamma", "rate": "1/s", "cv": 4},
+            },
+            sort_keys=False,
+        )
+    )
+    out = capsim(
+        "compare", str(path), "--vary", "workloads.chat.arrivals=@profiles.yaml", "--format", "json"
+    )
+    assert out.returncode == 0, out.stderr
+    variants = json.loads(out.stdout)["variants"]
+    assert [v["label"] for v in variants] == ["steady", "bursty"]
+    gaps = [v["report"]["totals"]["requests"] for v in variants]
+    assert all(g > 1000 for g in gaps)
+    table = capsim(
+        "compare", str(path), "--vary", "deployments.serverless.output_tokens_per_s=40,80,160"
+    )
+    assert table.returncode == 0, table.stderr
+    assert "chat E2E p99" in table.stdout and "160" in table.stdout
+    other = tmp_path / "t.yaml"
+    other.write_text(path.read_text().replace("rate: 1/s", "rate: 2/s"))
+    two = capsim("compare", str(path), str(other), "--format", "csv")
+    header = two.stdout.splitlines()[0]
+    assert header == "metric,s,t"
+    bad = capsim("compare", str(path), "--vary", "workloads.nobody.arrivals=1,2")
+    assert bad.returncode == 2 and "no item named 'nobody'" in bad.stderr
+
+
+def _images(page: str) -> list[bytes]:
+    found = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    return [base64.b64decode(x) for x in found]
+
+
+def test_run_out_writes_an_html_report_with_its_plots(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    data = scenario_dict(horizon="30m", models=MODELS)
+    data["workloads"][0]["route"] = ["pool", "serverless"]
+    data["workloads"][0]["slo"] = {"ttft_p95": "2s", "e2e_p99": "60s"}
+    data["deployments"].append(_pool(max_batch=8, max_queue=2))
+    path.write_text(yaml.safe_dump(data))
+    out = capsim("run", str(path), "--out", str(tmp_path / "o"), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "o" / "report.html").read_text()
+    images = _images(page)
+    assert len(images) == 4  # cost, crossover, latency CDFs, fleet over time
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000 for png in images)
+    for caption in (
+        "Monthly cost by deployment",
+        "Cost against monthly volume",
+        "Latency CDFs",
+        "Replicas, queue",
+    ):
+        assert caption in page
+    assert json.loads((tmp_path / "o" / "report.json").read_text()) == json.loads(out.stdout)
+
+
+def test_plan_out_writes_the_plan_and_its_search_curve(tmp_path: Path) -> None:
+    data = scenario_dict(horizon="1h", models=MODELS)
+    data["workloads"][0].update(
+        {
+            "route": ["pool", "serverless"],
+            "slo": {"queue_p95": "2s"},
+            "arrivals": {"process": "poisson", "rate": 3},
+            "input_tokens": {"dist": "fixed", "value": 1},
+            "output_tokens": {"dist": "exponential", "mean": 100},
+        }
+    )
+    data["deployments"].append(_pool(max_batch=1, max_queue=4, performance=_fixed(0.01)))
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = capsim(
+        "plan",
+        str(path),
+        "--max-replicas",
+        "6",
+        "--replications",
+        "2",
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    for key in (
+        "replicas",
+        "monthly_cost_usd",
+        "slo_met",
+        "serverless_monthly_cost_usd",
+        "batch_monthly_cost_usd",
+        "break_even",
+        "cheapest_mix",
+        "verdict",
+    ):
+        assert key in answer
+    assert json.loads((tmp_path / "o" / "plan.json").read_text())["replicas"] == answer["replicas"]
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "Plan search" in page and len(_images(page)) == 5
+    assert answer["verdict"] in page.replace("&#x27;", "'")
+    assert math.isfinite(answer["serverless_monthly_cost_usd"])
+
+
+def test_plan_without_a_dedicated_deployment_is_an_error(tmp_path: Path) -> None:
+    out = capsim("plan", str(_small(tmp_path)))
+    assert out.returncode == 2 and "no dedicated deployment" in out.stderr
+
+
+def test_the_python_api_returns_report_and_records() -> None:
+    result = run(load_scenario(scenario_dict(horizon="10m")), replications=2)
+    assert result.report["replications"] == 2
+    frame = result.records
+    assert len(frame) == len(result.runs[0].records)
+    assert {"arrival", "ttft_s", "e2e_s", "cost", "deployment", "outcome"} <= set(frame.columns)
