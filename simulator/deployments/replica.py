@@ -199,27 +199,31 @@ class Replica:
                 self.wake_event = None
                 continue
             self._busy(True)
-            batch, context = self.n, self.total_context
             k = int(self.remaining[: self.n].min())
-            start = env.now
-            duration = decode_time(self.model, batch, context, k)
-            self.wake_event = env.event()
-            timer = env.timeout(duration)
-            fired = yield timer | self.wake_event
-            self.wake_event = None
-            if timer in fired:
-                steps = k
-            else:
-                elapsed = env.now - start
-                done = steps_within(self.model, batch, context, k, elapsed)
-                boundary = decode_time(self.model, batch, context, done)
-                if boundary < elapsed:  # a step is under way: new work joins when it ends
-                    done += 1
-                    boundary = decode_time(self.model, batch, context, done)
-                    yield env.timeout(max(0.0, start + boundary - env.now))
-                steps = done
+            steps = yield from self._steps(k, 0)
             if steps:
                 self._advance(steps)
+
+    def _steps(self, k: int, chunk: int) -> Generator[Any, Any, int]:
+        """Run up to `k` steps of the current batch (each prefilling `chunk` prompt tokens);
+        new work stops the run at the end of the step under way. Returns the steps done."""
+        env = self.env
+        batch, context = self.n, self.total_context
+        start = env.now
+        self.wake_event = env.event()
+        timer = env.timeout(decode_time(self.model, batch, context, k, chunk))
+        fired = yield timer | self.wake_event
+        self.wake_event = None
+        if timer in fired:
+            return k
+        elapsed = env.now - start
+        steps = steps_within(self.model, batch, context, k, elapsed, chunk)
+        boundary = decode_time(self.model, batch, context, steps, chunk)
+        if boundary < elapsed:  # a step is under way: new work joins when it ends
+            steps += 1
+            boundary = decode_time(self.model, batch, context, steps, chunk)
+            yield env.timeout(max(0.0, start + boundary - env.now))
+        return steps
 
     # -- chunked prefill ---------------------------------------------------------------------
     def _chunk(self) -> int:
@@ -263,26 +267,11 @@ class Replica:
                 self.wake_event = None
                 continue
             self._busy(True)
-            batch, context, chunk = self.n, self.total_context, self._chunk()
+            chunk = self._chunk()
             k = int(self.remaining[: self.n].min()) if self.n else 1 << 40
             if chunk:
                 k = min(k, -(-self.prefilling[0][1] // chunk))  # steps to the next first token
-            start = env.now
-            duration = decode_time(self.model, batch, context, k, chunk)
-            self.wake_event = env.event()
-            timer = env.timeout(duration)
-            fired = yield timer | self.wake_event
-            self.wake_event = None
-            if timer in fired:
-                steps = k
-            else:
-                elapsed = env.now - start
-                steps = steps_within(self.model, batch, context, k, elapsed, chunk)
-                boundary = decode_time(self.model, batch, context, steps, chunk)
-                if boundary < elapsed:
-                    steps += 1
-                    boundary = decode_time(self.model, batch, context, steps, chunk)
-                    yield env.timeout(max(0.0, start + boundary - env.now))
+            steps = yield from self._steps(k, chunk)
             if steps:
                 if self.n:
                     self._advance(steps)
