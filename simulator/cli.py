@@ -236,6 +236,83 @@ def plan_command(
     console.print(answer["verdict"], soft_wrap=False)
 
 
+@cli.command("sweep")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--grid",
+    "grid_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="YAML: {vary: {PATH: [values]}, seeds: [..]}",
+)
+@click.option("--workers", type=click.IntRange(1, 1024), help="local processes (default: cores)")
+@click.option("--dask", "dask_address", help="a Dask scheduler address, e.g. tcp://host:8786")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def sweep_command(
+    scenario: Path,
+    grid_path: Path,
+    workers: int | None,
+    dask_address: str | None,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
+    from simulator.loader import parse_yaml, read_scenario_data
+    from simulator.sweep import TOTALS, grid_points, sweep
+
+    if workers is not None and dask_address is not None:
+        raise CapsimError("give --workers or --dask, not both")
+    data, source, base_dir = read_scenario_data(scenario)
+    try:
+        grid_text = grid_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CapsimError(f"{grid_path}: cannot read the grid: {exc.strerror}") from None
+    points = grid_points(parse_yaml(grid_text, str(grid_path)))
+    with _progress(not quiet, f"sweeping {len(points)} runs") as progress:
+        rows = sweep(data, base_dir, source, points, workers, dask_address, progress)
+    if fmt == "json":
+        click.echo(to_json(rows))
+        return
+    columns = [k for k in rows[0] if k not in TOTALS and k != "status"] + ["status", *TOTALS]
+    if fmt == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        click.echo(out.getvalue(), nl=False)
+        return
+    table = Table(title=f"Sweep of {len(rows)} runs", title_justify="left")
+    shown = [c for c in columns if c not in ("input_tokens", "output_tokens", "cost_usd")]
+    for column in shown:
+        table.add_column(column, justify="left" if column == "status" else "right")
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in shown])
+    console_for_tables().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    from simulator.variants import label_of
+
+    return label_of(value)
+
+
 @cli.command("validate")
 @click.argument("scenario", type=click.Path(path_type=Path))
 def validate_command(scenario: Path) -> None:

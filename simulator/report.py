@@ -138,6 +138,6 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def to_json(report: dict[str, Any]) -> str:
+def to_json(report: dict[str, Any] | list[Any]) -> str:
     """The report as JSON text: stable key order, no NaN (null instead)."""
     return json.dumps(_clean(report), indent=2)

@@ -65,10 +65,10 @@ def parse_values(text: str, base_dir: Path) -> list[tuple[str, Any]]:
         raise CapsimError(
             f"--vary: expected a list of values or a mapping of labels to values, got {text!r}"
         )
-    return [(_label(value), value) for value in data]
+    return [(label_of(value), value) for value in data]
 
 
-def _label(value: Any) -> str:
+def label_of(value: Any) -> str:
     if isinstance(value, dict):
         inner = ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, list | dict))
         return "{" + inner + "}"

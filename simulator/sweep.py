@@ -1,0 +1,124 @@
+"""Sweeps: many runs of one scenario, over a grid of scenario paths and seeds, in parallel
+on local processes or on a Dask cluster. Each run is a plain function of (scenario data,
+seed), so the table is the same whatever runs it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import CapsimError
+from simulator.variants import set_path
+
+TOTALS = (
+    "requests",
+    "completed",
+    "rejected",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "monthly_cost_usd",
+    "usd_per_1m_tokens",
+)
+
+
+def grid_points(grid: Any) -> list[dict[str, Any]]:
+    """The runs of a grid `{vary: {path: [values]}, seeds: [..]}`: one dict of path values
+    and `seed` per run, in a fixed order (paths in file order, then seeds)."""
+    if not isinstance(grid, dict):
+        raise CapsimError("--grid: expected a mapping with 'vary' and optionally 'seeds'")
+    unknown = set(grid) - {"vary", "seeds"}
+    if unknown:
+        raise CapsimError(f"--grid: unknown key {sorted(unknown)[0]!r} (use vary and seeds)")
+    vary = grid.get("vary") or {}
+    if not isinstance(vary, dict) or not all(isinstance(v, list) and v for v in vary.values()):
+        raise CapsimError("--grid: vary must map each path to a non-empty list of values")
+    seeds = grid.get("seeds", [None])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(s is None or (isinstance(s, int) and s >= 0) for s in seeds)
+    ):
+        raise CapsimError("--grid: seeds must be a list of whole numbers >= 0")
+    points = []
+    for values in itertools.product(*vary.values()):
+        for seed in seeds:
+            points.append({**dict(zip(vary, values, strict=True)), "seed": seed})
+    return points
+
+
+def run_point(
+    data: dict[str, Any], base_dir: str, source: str, point: dict[str, Any]
+) -> dict[str, Any]:
+    """One run of the sweep: never raises, a failure is its row's status."""
+    from simulator.loader import scenario_from_data
+    from simulator.runner import run
+
+    row: dict[str, Any] = dict(point)
+    try:
+        variant = data
+        for path, value in point.items():
+            if path != "seed":
+                variant = set_path(variant, path, value)
+        scenario = scenario_from_data(variant, source, Path(base_dir))
+        seed = point.get("seed")
+        report = run(scenario, seed=seed).report
+        row["seed"] = report["seed"]
+        row["status"] = "ok"
+        row.update({k: report["totals"][k] for k in TOTALS})
+    except CapsimError as exc:
+        row["status"] = f"error: {exc}"
+        row.update(dict.fromkeys(TOTALS))
+    return row
+
+
+def sweep(
+    data: dict[str, Any],
+    base_dir: Path,
+    source: str,
+    points: list[dict[str, Any]],
+    workers: int | None = None,
+    dask_address: str | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every point run once; rows in the order of `points`."""
+    args = [(data, str(base_dir), source, p) for p in points]
+    if dask_address is not None:
+        return _on_dask(args, dask_address, progress)
+    if workers == 1:
+        return _collect((run_point(*a) for a in args), len(args), progress)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_point, *a) for a in args]
+        return _collect((f.result() for f in futures), len(args), progress)
+
+
+def _collect(
+    rows: Iterable[dict[str, Any]], total: int, progress: Callable[[float], None] | None
+) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        out.append(row)
+        if progress is not None:
+            progress(len(out) / total)
+    return out
+
+
+def _on_dask(
+    args: list[tuple[Any, ...]], address: str, progress: Callable[[float], None] | None
+) -> list[dict[str, Any]]:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CapsimError("--dask needs the dask extra: pip install 'capsim[dask]'") from None
+    try:
+        client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise CapsimError(f"--dask: cannot reach the scheduler at {address!r} ({exc})") from None
+    try:
+        futures = [client.submit(run_point, *a, pure=False) for a in args]
+        return _collect((f.result() for f in futures), len(args), progress)
+    finally:
+        client.close()  # type: ignore[no-untyped-call]

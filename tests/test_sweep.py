@@ -1,0 +1,105 @@
+"""Sweeps: the same table whatever runs it, rows equal to plain runs, failures kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator import load_scenario, run
+from simulator.sweep import TOTALS, grid_points, sweep
+from tests.helpers import scenario_dict
+from tests.test_cli import capsim
+
+GRID = {
+    "vary": {
+        "deployments.serverless.output_tokens_per_s": [40, 80],
+        "workloads.chat.arrivals": [
+            {"process": "poisson", "rate": "1/s"},
+            {"process": "gamma", "rate": "1/s", "cv": 3},
+        ],
+        "workloads.chat.output_tokens.value": [200, 500],
+    },
+    "seeds": [1, 2, 3, 4, 5],
+}
+
+
+def _data() -> dict:
+    return scenario_dict(horizon="20m")
+
+
+def test_grid_points_are_the_product_of_paths_and_seeds() -> None:
+    points = grid_points(GRID)
+    assert len(points) == 2 * 2 * 2 * 5 == 40
+    assert points[0] == {
+        "deployments.serverless.output_tokens_per_s": 40,
+        "workloads.chat.arrivals": GRID["vary"]["workloads.chat.arrivals"][0],
+        "workloads.chat.output_tokens.value": 200,
+        "seed": 1,
+    }
+
+
+def test_forty_runs_on_a_dask_local_cluster_and_a_process_pool_give_identical_tables(
+    tmp_path: Path,
+) -> None:
+    from distributed import LocalCluster
+
+    points = grid_points(GRID)
+    local = sweep(_data(), tmp_path, "<sweep>", points, workers=2)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        on_dask = sweep(
+            _data(), tmp_path, "<sweep>", points, dask_address=cluster.scheduler_address
+        )
+    assert json.dumps(local) == json.dumps(on_dask)
+    assert all(row["status"] == "ok" for row in local)
+    # a row is `capsim run` of that point with that seed
+    row = local[13]
+    data = _data()
+    data["deployments"][0]["output_tokens_per_s"] = row[
+        "deployments.serverless.output_tokens_per_s"
+    ]
+    data["workloads"][0]["arrivals"] = row["workloads.chat.arrivals"]
+    data["workloads"][0]["output_tokens"]["value"] = row["workloads.chat.output_tokens.value"]
+    report = run(load_scenario(data), seed=row["seed"]).report
+    assert {k: row[k] for k in TOTALS} == {k: report["totals"][k] for k in TOTALS}
+
+
+def test_a_failed_run_is_reported_and_the_others_kept(tmp_path: Path) -> None:
+    grid = {"vary": {"workloads.chat.output_tokens.value": [100, -5, 300]}, "seeds": [7]}
+    rows = sweep(_data(), tmp_path, "<sweep>", grid_points(grid), workers=1)
+    assert rows[0]["status"] == "ok" and rows[2]["status"] == "ok"
+    assert rows[1]["status"].startswith("error:") and "output_tokens.value" in rows[1]["status"]
+    assert rows[1]["workloads.chat.output_tokens.value"] == -5 and rows[1]["requests"] is None
+
+
+def test_sweep_command(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(_data()))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        yaml.safe_dump({"vary": {"deployments.serverless.ttft": ["0.2s", "1s"]}, "seeds": [1, 2]})
+    )
+    out = capsim("sweep", str(scenario), "--grid", str(grid), "--workers", "2", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 4 and {r["seed"] for r in rows} == {1, 2}
+    assert set(TOTALS) <= set(rows[0])
+    csv_out = capsim("sweep", str(scenario), "--grid", str(grid), "--format", "csv")
+    assert csv_out.stdout.splitlines()[0].startswith("deployments.serverless.ttft,seed,status")
+    grid.write_text("vary: {x: 1}\n")
+    bad = capsim("sweep", str(scenario), "--grid", str(grid))
+    assert bad.returncode == 2 and "vary must map" in bad.stderr
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1"])
+def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path: Path, address: str) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(_data()))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"vary": {"deployments.serverless.ttft": ["1s"]}}))
+    out = capsim("sweep", str(scenario), "--grid", str(grid), "--dask", address)
+    assert out.returncode == 2 and "cannot reach the scheduler" in out.stderr
