@@ -51,6 +51,12 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | N
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
+force_option = click.option(
+    "--force", is_flag=True, help="run even when a run is estimated to be too large"
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="capsim")
 def cli() -> None:
@@ -72,10 +78,10 @@ def cli() -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    help="also write report.json and per-request records into this folder",
+    help="also write report.json, per-request records and report.html into this folder",
 )
-@click.option("--force", is_flag=True, help="run even when the run is estimated to be too large")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@force_option
+@quiet_option
 def run_command(
     scenario: Path,
     fmt: str,
@@ -120,8 +126,8 @@ def run_command(
 )
 @click.option("--seed", type=click.IntRange(min=0), help="the same seed for every variant")
 @click.option("--replications", type=click.IntRange(1, 1000))
-@click.option("--force", is_flag=True, help="run even when a run is estimated to be too large")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@force_option
+@quiet_option
 def compare_command(
     scenarios: tuple[Path, ...],
     vary: str | None,
@@ -179,8 +185,8 @@ def compare_command(
     type=click.Path(path_type=Path, file_okay=False),
     help="also write plan.json and an HTML report of the chosen fleet",
 )
-@click.option("--force", is_flag=True, help="run even when a run is estimated to be too large")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@force_option
+@quiet_option
 def plan_command(
     scenario: Path,
     deployment: str | None,
@@ -254,7 +260,7 @@ def plan_command(
     default="table",
     show_default=True,
 )
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+@quiet_option
 def sweep_command(
     scenario: Path,
     grid_path: Path,

@@ -193,16 +193,20 @@ class Replica:
                 self._join(admitted)
                 continue
             if self.n == 0:
-                self._busy(False)
-                self.wake_event = env.event()
-                yield self.wake_event
-                self.wake_event = None
+                yield from self._idle()
                 continue
             self._busy(True)
             k = int(self.remaining[: self.n].min())
             steps = yield from self._steps(k, 0)
             if steps:
                 self._advance(steps)
+
+    def _idle(self) -> Generator[Any, Any, None]:
+        """Nothing to do: sleep until a request is promised to this replica."""
+        self._busy(False)
+        self.wake_event = self.env.event()
+        yield self.wake_event
+        self.wake_event = None
 
     def _steps(self, k: int, chunk: int) -> Generator[Any, Any, int]:
         """Run up to `k` steps of the current batch (each prefilling `chunk` prompt tokens);
@@ -250,7 +254,6 @@ class Replica:
         """Steps of a token budget: every decoding sequence's next token, and what is left of
         the budget for the prompts admitted (vLLM's chunked prefill). A prompt's first token
         comes at the end of the step that finishes it."""
-        env = self.env
         r = self.records
         while True:
             if not self.accepting and self.n == 0 and not self.prefilling:
@@ -261,10 +264,7 @@ class Replica:
                 for i in self._admit():
                     self.prefilling.append([i, int(r.input_tokens[i])])
             if self.n == 0 and not self.prefilling:
-                self._busy(False)
-                self.wake_event = env.event()
-                yield self.wake_event
-                self.wake_event = None
+                yield from self._idle()
                 continue
             self._busy(True)
             chunk = self._chunk()
