@@ -172,6 +172,7 @@ def compare_command(
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--deployment", help="the dedicated deployment to size (default: the first)")
 @click.option("--max-replicas", default=16, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--gpus", help="also try these GPU types, e.g. H100-SXM,H200,B200; the cheapest wins")
 @click.option(
     "--replications",
     type=click.IntRange(1, 1000),
@@ -191,6 +192,7 @@ def plan_command(
     scenario: Path,
     deployment: str | None,
     max_replicas: int,
+    gpus: str | None,
     replications: int | None,
     fmt: str,
     out: Path | None,
@@ -202,7 +204,15 @@ def plan_command(
 
     spec = load_scenario(scenario)
     with _progress(not quiet, f"planning {spec.name}") as progress:
-        answer = plan(spec, deployment, max_replicas, replications, progress, force)
+        if gpus:
+            from simulator.plan import plan_gpu_types
+
+            names = [g.strip() for g in gpus.split(",") if g.strip()]
+            answer = plan_gpu_types(
+                spec, names, deployment, max_replicas, replications, progress, force
+            )
+        else:
+            answer = plan(spec, deployment, max_replicas, replications, progress, force)
     if out is not None:
         from simulator.html_report import write_plan_outputs
 

@@ -290,3 +290,71 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
             f"entry, ${mix['monthly_cost_usd']:,.0f} a month."
         )
     return text
+
+
+def plan_gpu_types(
+    scenario: Scenario,
+    gpus: list[str],
+    deployment: str | None = None,
+    max_replicas: int = 16,
+    replications: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """`plan` for each GPU type; the answer is the cheapest that meets the SLOs, with every
+    option listed in `gpu_options`. Another GPU keeps the deployment's settings and takes
+    its bundled price (the scenario's own price stays with the scenario's own GPU)."""
+    from pydantic import ValidationError
+
+    from simulator.hardware import find_gpu
+    from simulator.loader import format_validation_error
+
+    dedicated = [d for d in scenario.deployments if isinstance(d, DedicatedSpec)]
+    name = deployment or (dedicated[0].name if dedicated else None)
+    plans: list[tuple[str, dict[str, Any] | None, str | None]] = []
+    for k, gpu in enumerate(gpus):
+        if find_gpu(gpu) is None:
+            raise CapsimError(f"--gpus: unknown GPU {gpu!r}")
+        data = scenario.model_dump(by_alias=True, exclude_none=True)
+        for d in data["deployments"]:
+            if d["name"] == name and find_gpu(d["gpu"]) != find_gpu(gpu):
+                d["gpu"] = gpu
+                d.pop("price_per_gpu_hour", None)
+        try:
+            variant = Scenario.model_validate(data, context={"month_s": scenario.month})
+        except ValidationError as exc:
+            plans.append((gpu, None, "; ".join(format_validation_error(exc, data))))
+            continue
+
+        def step(fraction: float, k: int = k) -> None:
+            if progress is not None:
+                progress((k + fraction) / len(gpus))
+
+        plans.append((gpu, plan(variant, name, max_replicas, replications, step, force), None))
+    options = [
+        {
+            "gpu": gpu,
+            "replicas": p["replicas"] if p else None,
+            "monthly_cost_usd": p["monthly_cost_usd"] if p else None,
+            "slo_met": bool(p and p["slo_met"]),
+            "error": error,
+        }
+        for gpu, p, error in plans
+    ]
+    feasible = [p for _, p, _ in plans if p is not None and p["slo_met"]]
+    candidates = feasible or [p for _, p, _ in plans if p is not None]
+    if not candidates:
+        raise CapsimError(
+            "no GPU type could be planned: "
+            + "; ".join(f"{o['gpu']}: {o['error']}" for o in options)
+        )
+    best = min(candidates, key=lambda p: p["monthly_cost_usd"] or math.inf)
+    best["gpu_options"] = options
+    cheaper = ", ".join(
+        f"{o['gpu']} ${o['monthly_cost_usd']:,.0f} ({o['replicas']})"
+        for o in options
+        if o["slo_met"] and o["monthly_cost_usd"] is not None
+    )
+    if cheaper:
+        best["verdict"] += f" GPU types that meet the SLOs, monthly cost (replicas): {cheaper}."
+    return best
