@@ -281,7 +281,8 @@ def sweep_command(
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
     from simulator.loader import parse_yaml, read_scenario_data
-    from simulator.sweep import TOTALS, grid_points, sweep
+    from simulator.report import TOTAL_KEYS as TOTALS
+    from simulator.sweep import grid_points, sweep
 
     if workers is not None and dask_address is not None:
         raise CapsimError("give --workers or --dask, not both")

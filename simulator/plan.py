@@ -69,6 +69,22 @@ def _variant(scenario: Scenario, name: str, replicas: int, spillover: bool) -> S
     return scenario.model_copy(update={"deployments": deployments, "workloads": workloads})
 
 
+def planned_deployment(scenario: Scenario, deployment: str | None) -> DedicatedSpec:
+    """The dedicated deployment to size: the one named, or the scenario's first."""
+    dedicated = [d for d in scenario.deployments if isinstance(d, DedicatedSpec)]
+    if not dedicated:
+        raise CapsimError(f"scenario {scenario.name!r} has no dedicated deployment to plan")
+    if deployment is None:
+        return dedicated[0]
+    found = [d for d in dedicated if d.name == deployment]
+    if not found:
+        raise CapsimError(
+            f"--deployment: no dedicated deployment named {deployment!r} "
+            f"(dedicated: {', '.join(d.name for d in dedicated)})"
+        )
+    return found[0]
+
+
 def plan(
     scenario: Scenario,
     deployment: str | None = None,
@@ -78,19 +94,7 @@ def plan(
     force: bool = False,
 ) -> dict[str, Any]:
     """Search replica counts of a dedicated deployment; see the module docstring."""
-    dedicated = [d for d in scenario.deployments if isinstance(d, DedicatedSpec)]
-    if not dedicated:
-        raise CapsimError(f"scenario {scenario.name!r} has no dedicated deployment to plan")
-    if deployment is None:
-        spec = dedicated[0]
-    else:
-        found = [d for d in dedicated if d.name == deployment]
-        if not found:
-            raise CapsimError(
-                f"--deployment: no dedicated deployment named {deployment!r} "
-                f"(dedicated: {', '.join(d.name for d in dedicated)})"
-            )
-        spec = found[0]
+    spec = planned_deployment(scenario, deployment)
     routed = [w.name for w in scenario.workloads if spec.name in w.route]
     if not routed:
         raise CapsimError(f"no workload routes to {spec.name!r}")
@@ -309,8 +313,7 @@ def plan_gpu_types(
     from simulator.hardware import find_gpu
     from simulator.loader import format_validation_error
 
-    dedicated = [d for d in scenario.deployments if isinstance(d, DedicatedSpec)]
-    name = deployment or (dedicated[0].name if dedicated else None)
+    name = planned_deployment(scenario, deployment).name
     plans: list[tuple[str, dict[str, Any] | None, str | None]] = []
     for k, gpu in enumerate(gpus):
         if find_gpu(gpu) is None:

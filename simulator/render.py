@@ -11,6 +11,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from simulator.report import TOTAL_KEYS
+
 
 def fmt_seconds(value: float | None) -> str:
     """A duration the way a person reads it: 850 ms, 2.40 s, 12.5 min, 3.2 h."""
@@ -196,19 +198,7 @@ def print_table(report: dict[str, Any]) -> None:
     console_for_tables().print(report_tables(report))
 
 
-CSV_COLUMNS = [
-    "scope",
-    "name",
-    "kind",
-    "requests",
-    "completed",
-    "rejected",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "monthly_cost_usd",
-    "usd_per_1m_tokens",
-]
+CSV_COLUMNS = ["scope", "name", "kind", *TOTAL_KEYS]
 
 
 def to_csv(report: dict[str, Any]) -> str:

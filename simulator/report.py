@@ -15,6 +15,17 @@ from simulator.metrics import cost_figures, deployment_rows, grouped_rows, workl
 from simulator.records import Outcome
 
 UNTAGGED = "(untagged)"
+TOTAL_KEYS = (
+    "requests",
+    "completed",
+    "rejected",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "monthly_cost_usd",
+    "usd_per_1m_tokens",
+)
+"""The stable `totals` keys every run reports (DESIGN.md), in report order."""
 
 
 def build_report(result: RunResult) -> dict[str, Any]:

@@ -11,18 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import CapsimError
+from simulator.report import TOTAL_KEYS as TOTALS
 from simulator.variants import set_path
-
-TOTALS = (
-    "requests",
-    "completed",
-    "rejected",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "monthly_cost_usd",
-    "usd_per_1m_tokens",
-)
 
 
 def grid_points(grid: Any) -> list[dict[str, Any]]:

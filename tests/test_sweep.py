@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from simulator import load_scenario, run
-from simulator.sweep import TOTALS, grid_points, sweep
+from simulator.report import TOTAL_KEYS as TOTALS
+from simulator.sweep import grid_points, sweep
 from tests.helpers import scenario_dict
 from tests.test_cli import capsim
 
