@@ -9,7 +9,7 @@ series, computed in closed form (`decode_time`), not iterated.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +123,23 @@ class RooflineModel:
     def __post_init__(self) -> None:
         # per-batch decode lines are asked for at every event: remember them
         object.__setattr__(self, "_lines", {})
+        object.__setattr__(self, "_mixed", {})
+        # prefill's constants, asked for at every admission
+        a = self.arch
+        object.__setattr__(self, "_prefill_flops_per_token", 2.0 * a.active_params_b * 1e9)
+        object.__setattr__(self, "_attention_flops", 2.0 * a.layers * self._attention_width())
+        object.__setattr__(self, "_flops", self.flops)
+        object.__setattr__(self, "_bandwidth", self.bandwidth)
+        dense = a.experts <= a.experts_per_token or a.experts == 0
+        object.__setattr__(
+            self,
+            "_dense_weight_bytes",
+            a.total_params_b * 1e9 * BYTES_PER_WEIGHT[self.precision] if dense else None,
+        )
+        # _communication(tokens) = base + per_token x tokens
+        base = self._communication(0)
+        object.__setattr__(self, "_communication_base", base)
+        object.__setattr__(self, "_communication_per_token", self._communication(1) - base)
 
     @property
     def flops(self) -> float:
@@ -134,6 +151,9 @@ class RooflineModel:
 
     def weight_bytes_read(self, tokens: int) -> float:
         """Bytes of weights a step over `tokens` tokens reads (MoE: the experts touched)."""
+        dense: float | None = self._dense_weight_bytes  # type: ignore[attr-defined]
+        if dense is not None:
+            return dense
         a = self.arch
         if a.experts <= a.experts_per_token or a.experts == 0:
             params = a.total_params_b
@@ -153,13 +173,18 @@ class RooflineModel:
         return float(self.arch.attn_heads * self.arch.head_dim)
 
     def prefill_time(self, tokens: int, squared_tokens: float) -> float:
-        a = self.arch
+        # asked for at every admission: the constants are computed once, in __post_init__
+        c = self.__dict__
         compute = (
-            2.0 * a.active_params_b * 1e9 * tokens
-            + 2.0 * a.layers * self._attention_width() * squared_tokens
-        ) / self.flops
-        memory = self.weight_bytes_read(tokens) / self.bandwidth
-        return max(compute, memory) + self._communication(tokens) + self.step_overhead
+            c["_prefill_flops_per_token"] * tokens + c["_attention_flops"] * squared_tokens
+        ) / c["_flops"]
+        weights = c["_dense_weight_bytes"]
+        if weights is None:
+            weights = self.weight_bytes_read(tokens)
+        memory = weights / c["_bandwidth"]
+        communication = c["_communication_base"] + c["_communication_per_token"] * tokens
+        busy = compute if compute > memory else memory
+        return float(busy + communication + self.step_overhead)
 
     def decode_lines(self, batch: int) -> list[Line]:
         cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
@@ -172,6 +197,13 @@ class RooflineModel:
         """One pass over the weights serves the decode tokens and the prompt chunk alike:
         the step is bound by reading weights + KV, or by the FLOPs of batch + chunk tokens
         (the chunk's attention to its own prefix left out)."""
+        cache: dict[tuple[int, int], list[Line]] = self._mixed  # type: ignore[attr-defined]
+        lines = cache.get((batch, chunk))
+        if lines is None:
+            lines = cache[batch, chunk] = self._mixed_lines(batch, chunk)
+        return lines
+
+    def _mixed_lines(self, batch: int, chunk: int) -> list[Line]:
         tokens = batch + chunk
         fixed = self._communication(tokens) + self.step_overhead
         memory = (
@@ -245,30 +277,66 @@ def build_step_model(
     )
 
 
-def _envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
+Envelope = tuple[tuple[float, ...], tuple[Line, ...]]
+_ENVELOPES: dict[tuple[Line, ...], Envelope] = {}
+
+
+def envelope(lines: list[Line]) -> Envelope:
+    """The upper envelope of `lines` over context >= 0: the contexts where the dominant line
+    changes (ascending) and the dominant line of each piece (one more than the cuts)."""
+    key = tuple(lines)
+    found = _ENVELOPES.get(key)
+    if found is not None:
+        return found
+    # the line on top at context 0 (the steeper on a tie), then each next line to overtake it
+    a, b = max(key, key=lambda line: (line[0], line[1]))
+    cuts: list[float] = []
+    pieces: list[Line] = [(a, b)]
+    x = 0.0
+    while True:
+        best: tuple[float, float, Line] | None = None
+        for a2, b2 in key:
+            if b2 > b:
+                cross = (a - a2) / (b2 - b)
+                if cross >= x and (best is None or (cross, -b2) < (best[0], -best[1])):
+                    best = (cross, b2, (a2, b2))
+        if best is None:
+            break
+        x = best[0]
+        a, b = best[2]
+        cuts.append(x)
+        pieces.append((a, b))
+    if len(_ENVELOPES) > 4096:  # many distinct batches or tables in one process
+        _ENVELOPES.clear()
+    found = _ENVELOPES[key] = (tuple(cuts), tuple(pieces))
+    return found
+
+
+def envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
     """Sum over j in [0, k) of max_i(a_i + b_i (c0 + j batch))."""
     if k <= 0:
         return 0.0
+    cuts, pieces = envelope(lines)
+    if not cuts:
+        a, b = pieces[0]
+        return k * (a + b * c0) + b * batch * (k - 1) * k / 2
     if batch == 0:
-        return k * max(a + b * c0 for a, b in lines)
-    # breakpoints where two lines cross, in step units
-    cuts = {0, k}
-    for i, (a1, b1) in enumerate(lines):
-        for a2, b2 in lines[i + 1 :]:
-            if b1 != b2:
-                j = ((a2 - a1) / (b1 - b2) - c0) / batch
-                if 0 < j < k:
-                    cuts.add(math.ceil(j))
-    bounds = sorted(cuts)
+        a, b = pieces[bisect.bisect_right(cuts, c0)]
+        return k * (a + b * c0)
     total = 0.0
-    for lo, hi in itertools.pairwise(bounds):
-        if hi <= lo:
-            continue
-        mid = c0 + (lo + hi - 1) / 2 * batch
-        a, b = max(lines, key=lambda line: line[0] + line[1] * mid)
-        n = hi - lo
-        # sum of a + b (c0 + j batch) for j = lo .. hi-1
-        total += n * (a + b * c0) + b * batch * (lo + hi - 1) * n / 2
+    lo = 0
+    p = bisect.bisect_right(cuts, c0)
+    last = len(cuts)
+    while lo < k:
+        # steps lo .. hi-1 on piece p: up to the first step whose context reaches the next cut
+        hi = k if p == last else min(k, math.ceil((cuts[p] - c0) / batch))
+        if hi > lo:
+            a, b = pieces[p]
+            n = hi - lo
+            # sum of a + b (c0 + j batch) for j = lo .. hi-1
+            total += n * (a + b * c0) + b * batch * (lo + hi - 1) * n / 2
+            lo = hi
+        p += 1
     return total
 
 
@@ -276,19 +344,100 @@ def decode_time(model: StepModel, batch: int, context: float, steps: int, chunk:
     """Seconds for `steps` decode steps of `batch` sequences starting at `context` tokens
     (each step also prefilling `chunk` prompt tokens, with chunked prefill)."""
     lines = model.mixed_lines(batch, chunk) if chunk else model.decode_lines(batch)
-    return _envelope_sum(lines, context, batch, steps)
+    return envelope_sum(lines, context, batch, steps)
+
+
+def _steps_guess(lines: list[Line], c0: float, batch: int, limit: int, elapsed: float) -> int:
+    """About the most steps that fit in `elapsed`: within a piece of the envelope, the time
+    of m steps is quadratic in m, solved for m."""
+    cuts, pieces = envelope(lines)
+    spent = 0.0
+    lo = 0
+    p = bisect.bisect_right(cuts, c0)
+    last = len(cuts)
+    while lo < limit:
+        last_piece = batch == 0 or p == last
+        hi = limit if last_piece else min(limit, math.ceil((cuts[p] - c0) / batch))
+        if hi > lo:
+            a, b = pieces[p]
+            n = hi - lo
+            first = a + b * (c0 + lo * batch)  # the piece's first step
+            piece = n * first + b * batch * (n - 1) * n / 2
+            if spent + piece > elapsed:
+                left = elapsed - spent
+                quad = b * batch / 2  # m first + quad m (m - 1) <= left
+                lin = first - quad
+                if quad > 0:
+                    root = (-lin + math.sqrt(lin * lin + 4 * quad * left)) / (2 * quad)
+                else:
+                    root = left / first if first > 0 else float(n)
+                return lo + max(0, min(n, int(root)))
+            spent += piece
+            lo = hi
+        p += 1
+    return limit
 
 
 def steps_within(
     model: StepModel, batch: int, context: float, limit: int, elapsed: float, chunk: int = 0
 ) -> int:
     """The most whole steps (<= limit) that end within `elapsed` seconds."""
+    if limit <= 0 or elapsed <= 0:
+        return 0
     lines = model.mixed_lines(batch, chunk) if chunk else model.decode_lines(batch)
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _envelope_sum(lines, context, batch, mid) <= elapsed:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    m = _steps_guess(lines, context, batch, limit, elapsed)
+    # the closed form and the sum can differ in the last bits: settle on the sum
+    while m < limit and envelope_sum(lines, context, batch, m + 1) <= elapsed:
+        m += 1
+    while m > 0 and envelope_sum(lines, context, batch, m) > elapsed:
+        m -= 1
+    return m
+
+
+def next_boundary(
+    model: StepModel, batch: int, context: float, limit: int, elapsed: float, chunk: int = 0
+) -> tuple[int, float]:
+    """The first step boundary at or after `elapsed` (a step under way is finished), as
+    (steps, seconds), at most `limit` steps."""
+    lines = model.mixed_lines(batch, chunk) if chunk else model.decode_lines(batch)
+    if limit <= 0 or elapsed <= 0:
+        return 0, 0.0
+    m = _steps_guess(lines, context, batch, limit, elapsed)
+    time = envelope_sum(lines, context, batch, m)
+    while m > 0 and time >= elapsed:  # step back while the boundary is not before elapsed
+        earlier = envelope_sum(lines, context, batch, m - 1)
+        if earlier < elapsed:
+            return m, time
+        m, time = m - 1, earlier
+    while m < limit and time < elapsed:
+        m += 1
+        time = envelope_sum(lines, context, batch, m)
+    return m, time
+
+
+def first_boundary(first: float, slope: float, limit: int, elapsed: float) -> tuple[int, float]:
+    """`next_boundary` for a run on one line of the envelope: step j takes first + slope j
+    seconds, so m steps take m first + slope m (m - 1) / 2 (as `envelope_sum` adds them)."""
+    if elapsed <= 0:
+        return 0, 0.0
+    if slope > 0:
+        lin = first - slope / 2
+        m = math.ceil((math.sqrt(lin * lin + 2 * slope * elapsed) - lin) / slope)
+    elif first > 0:
+        m = math.ceil(elapsed / first)
+    else:
+        return limit, limit * first
+    if m > limit:
+        m = limit
+    # settle on the sum (the closed form can be off in the last bits): the first m whose
+    # time reaches elapsed
+    time = m * first + slope * (m - 1) * m / 2
+    while m > 0:
+        earlier = (m - 1) * first + slope * (m - 2) * (m - 1) / 2
+        if earlier < elapsed:
+            break
+        m, time = m - 1, earlier
+    while m < limit and time < elapsed:
+        m += 1
+        time = m * first + slope * (m - 1) * m / 2
+    return m, time
