@@ -1,8 +1,9 @@
 """The engine: one run of a scenario — traffic through routes to deployments, into records.
 
 The SimPy environment lives only here. Arrivals are generated up front in numpy, merged in
-time order (ties broken by workload order) and fed by one dispatcher process; a request goes
-to the first deployment of its workload's route that admits it. Deployments whose latency is
+time order (ties broken by workload order) and fed in between SimPy's events, each routed at
+its arrival time; a request goes to the first deployment of its workload's route that admits
+it. Deployments whose latency is
 closed-form (serverless, batch) fill the record at once; models that need the clock
 (dedicated replicas) schedule their own SimPy events. After the horizon, arrivals stop and
 the environment runs until every request in flight has finished (drain).
@@ -26,7 +27,7 @@ from simulator.streams import DEPLOYMENT, stream
 from simulator.traffic import TokenSampler, scenario_traffic
 
 ProgressCallback = Callable[[float], None]
-_PROGRESS_EVERY = 1 << 16
+_BLOCK = 1 << 16  # arrivals converted to Python numbers at a time; progress reported per block
 
 
 @dataclass
@@ -43,18 +44,27 @@ class RunResult:
 
 
 def _merge_traffic(scenario: Scenario, replication: int) -> Records:
+    """All workloads' requests in one time order (ties in workload order), as records.
+
+    Column by column, freeing each workload's arrays once merged: the peak is the traffic
+    plus one column, not several copies of everything."""
     traffic = scenario_traffic(scenario, replication)
     times = np.concatenate([t.times for t in traffic])
-    workload = np.concatenate(
-        [np.full(len(t.times), w, dtype=np.int32) for w, t in enumerate(traffic)]
-    )
-    order = np.lexsort((workload, times))
-    return Records.allocate(
-        workload[order],
-        times[order],
-        np.concatenate([t.input_tokens for t in traffic])[order],
-        np.concatenate([t.output_tokens for t in traffic])[order],
-    )
+    # a stable sort of the workloads' arrivals, concatenated in workload order, breaks ties
+    # by workload: the same order as lexsort((workload, times))
+    order = np.argsort(times, kind="stable")
+    arrival = times[order]
+    del times
+    workload = np.repeat(np.arange(len(traffic), dtype=np.int32), [len(t.times) for t in traffic])[
+        order
+    ]
+    columns = []
+    for name in ("input_tokens", "output_tokens"):
+        merged = np.concatenate([getattr(t, name) for t in traffic])
+        columns.append(merged[order])
+        del merged
+    del traffic, order
+    return Records.allocate(workload, arrival, columns[0], columns[1])
 
 
 def _context_limits(scenario: Scenario) -> np.ndarray:
@@ -108,34 +118,106 @@ class Router:
         return False
 
 
-def _dispatch(
+def _bulk_workloads(routes: list[list[DeploymentModel]]) -> list[int]:
+    """Workloads whose requests can be routed without the event loop: every deployment of
+    the route takes requests in bulk, any with state (a batch queue) comes first on the
+    route and serves no other kind of route (so its offers stay in time order)."""
+    bulk = [
+        w
+        for w, route in enumerate(routes)
+        if route and all(d.takes_in_bulk for d in route) and all(d.stateless for d in route[1:])
+    ]
+    stateful = {id(routes[w][0]) for w in bulk if not routes[w][0].stateless}
+    shared = {id(d) for w, route in enumerate(routes) if w not in bulk for d in route} & stateful
+    return [w for w in bulk if id(routes[w][0]) not in shared]
+
+
+def _route_in_bulk(
+    records: Records, routes: list[list[DeploymentModel]], limits: np.ndarray, bulk: list[int]
+) -> np.ndarray | None:
+    """Route the requests of the `bulk` workloads, deployment by deployment; returns the
+    rows left for the event loop (None: all of them)."""
+    if not bulk:
+        return None
+    workload = records.workload[: len(records)]
+    in_bulk = np.isin(workload, bulk)
+    rows = np.flatnonzero(in_bulk)
+    fits = records.input_tokens[rows] + records.output_tokens[rows] <= limits[workload[rows]]
+    over = rows[~fits]
+    records.outcome[over] = Outcome.REJECTED
+    records.reason[over] = Reason.CONTEXT_LENGTH
+    pending = rows[fits]
+    position = 0
+    while len(pending):
+        at = np.array(
+            [
+                routes[w][position].index if position < len(routes[w]) else -1
+                for w in range(len(routes))
+            ]
+        )[workload[pending]]
+        refused = []
+        for deployment in {d.index: d for route in routes for d in route}.values():
+            chosen = pending[at == deployment.index]
+            if not len(chosen):
+                continue
+            taken = deployment.offer_many(chosen)
+            records.deployment[chosen[taken]] = deployment.index
+            records.spills[chosen[taken]] = position
+            deployment.spilled += int((~taken).sum())
+            refused.append(chosen[~taken])
+        exhausted = pending[at == -1]
+        records.spills[exhausted] = position
+        records.outcome[exhausted] = Outcome.REJECTED
+        records.reason[exhausted] = Reason.NO_CAPACITY
+        pending = np.sort(np.concatenate(refused)) if refused else pending[:0]
+        position += 1
+    return np.flatnonzero(~in_bulk)
+
+
+def _feed(
     env: simpy.Environment,
     records: Records,
     router: Router,
     clocked: bool,
     progress: ProgressCallback | None,
-) -> Generator[Any, Any, None]:
-    """Feed the pre-generated (open-loop) arrivals in time order."""
-    n = len(records)
-    arrivals = records.arrival.tolist()
-    workloads = records.workload.tolist()
-    fits = (
-        records.input_tokens + records.output_tokens <= router.limits[records.workload]
-    ).tolist()
+    rows: np.ndarray | None = None,
+) -> None:
+    """Route the pre-generated (open-loop) arrivals in time order (only `rows`, if given),
+    interleaved with SimPy's events.
+
+    Before each arrival, the environment steps through every event due earlier (`clocked`
+    runs only: otherwise no deployment schedules events). Deployments are offered a request
+    with its arrival time, so the clock need not be moved to it first, and an arrival costs
+    no event of its own. Arrivals at one instant are all routed before that instant's events
+    (a batch job's requests reach the queue together). Arrivals are converted to Python
+    numbers a block at a time, so memory does not grow with the run.
+    """
+    n = len(records) if rows is None else len(rows)
     route = router.route_admissible
-    for i in range(n):
-        t = arrivals[i]
-        if clocked and t > env.now:
-            yield env.timeout(t - env.now)
-        if progress is not None and i % _PROGRESS_EVERY == 0:
-            progress(i / n)
-        if fits[i]:
-            route(i, workloads[i], t)
-        else:
-            router.reject_over_context(i)
+    limits = router.limits
+    peek, step = env.peek, env.step
+    for lo in range(0, n, _BLOCK):
+        hi = min(n, lo + _BLOCK)
+        if progress is not None:
+            progress(lo / n)
+        block = slice(lo, hi) if rows is None else rows[lo:hi]
+        index = range(lo, hi) if rows is None else rows[lo:hi].tolist()
+        workload = records.workload[block]
+        arrivals = records.arrival[block].tolist()
+        workloads = workload.tolist()
+        fits = (
+            records.input_tokens[block] + records.output_tokens[block] <= limits[workload]
+        ).tolist()
+        for j, t in enumerate(arrivals):
+            if clocked:
+                while peek() < t:
+                    step()
+            if fits[j]:
+                route(index[j], workloads[j], t)
+            else:
+                router.reject_over_context(index[j])
     if progress is not None:
         progress(1.0)
-    yield from ()  # a SimPy process even when no deployment needs the clock
 
 
 def _closed_client(
@@ -205,7 +287,6 @@ def simulate(
     router = Router(records, routes, _context_limits(scenario))
     closed = [(w, wl) for w, wl in enumerate(scenario.workloads) if wl.arrivals.closed_loop]
     clocked = bool(closed) or any(m.uses_clock for m in models)
-    env.process(_dispatch(env, records, router, clocked, progress))
     shared = EngineContext(scenario, records, env, np.random.default_rng(0), completions)
     for w, workload in closed:
         tokens = _TokenQueue(TokenSampler(workload, scenario.seed, replication))
@@ -215,7 +296,11 @@ def simulate(
             env.process(
                 _closed_client(env, shared, router, w, tokens, scenario.horizon, process.think_time)
             )
-    env.run()
+    rows = (
+        None if closed else _route_in_bulk(records, routes, router.limits, _bulk_workloads(routes))
+    )
+    _feed(env, records, router, clocked, progress, rows)
+    env.run()  # what is left: closed-loop clients, requests in flight (the drain)
     records.finalize()
     if np.any(records.outcome == Outcome.PENDING):
         raise RuntimeError("engine bug: requests left pending after the drain")

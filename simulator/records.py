@@ -56,10 +56,10 @@ class Records:
         nan = np.full(n, np.nan)
         return cls(
             count=n,
-            workload=workload.astype(np.int32),
-            arrival=arrival.astype(np.float64),
-            input_tokens=input_tokens.astype(np.int64),
-            output_tokens=output_tokens.astype(np.int64),
+            workload=workload.astype(np.int32, copy=False),
+            arrival=arrival.astype(np.float64, copy=False),
+            input_tokens=input_tokens.astype(np.int64, copy=False),
+            output_tokens=output_tokens.astype(np.int64, copy=False),
             deployment=np.full(n, -1, dtype=np.int16),
             outcome=np.zeros(n, dtype=np.int8),
             reason=np.zeros(n, dtype=np.int8),

@@ -64,6 +64,23 @@ class DeploymentModel:
         """Take request `i` (arrived at `now`) and fill its record, or refuse it (False)."""
         raise NotImplementedError
 
+    @property
+    def takes_in_bulk(self) -> bool:
+        """True when `offer_many` can take requests without the engine's event loop: the
+        deployment never refuses, or its state depends only on the requests it is offered
+        (so those need only come in time order among themselves)."""
+        return False
+
+    @property
+    def stateless(self) -> bool:
+        """True when offers do not depend on earlier offers (any order gives the same)."""
+        return False
+
+    def offer_many(self, rows: np.ndarray) -> np.ndarray:
+        """Take requests `rows` (in arrival order) as `offer` would, one after the other;
+        returns which were admitted."""
+        raise NotImplementedError
+
     def summary(self) -> DeploymentSummary:
         return DeploymentSummary()
 
@@ -91,3 +108,11 @@ def per_workload_prices(scenario: Scenario, batch_discount: float | None = None)
 def token_cost(prices: np.ndarray, workload: int, n_in: int, n_out: int) -> float:
     """USD of one request: (input x price_in + output x price_out) / 1e6."""
     return float((n_in * prices[workload, 0] + n_out * prices[workload, 1]) / 1e6)
+
+
+def token_costs(
+    prices: np.ndarray, workload: np.ndarray, n_in: np.ndarray, n_out: np.ndarray
+) -> np.ndarray:
+    """`token_cost` of many requests (the same arithmetic, element by element)."""
+    costs: np.ndarray = (n_in * prices[workload, 0] + n_out * prices[workload, 1]) / 1e6
+    return costs

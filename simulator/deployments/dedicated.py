@@ -7,7 +7,6 @@ A request the fleet cannot hold (its KV cache larger than a replica's, or the qu
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from collections.abc import Generator
@@ -15,7 +14,7 @@ from typing import Any, ClassVar
 
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
-from simulator.deployments.replica import Replica
+from simulator.deployments.replica import Entry, Replica
 from simulator.hardware import find_gpu
 from simulator.performance import build_step_model, decode_time
 
@@ -41,7 +40,8 @@ class ServingPool(DeploymentModel):
         )
         assert price is not None  # validated with the scenario
         self.price = price
-        self.queue: deque[int] = deque()
+        self.queue: deque[Entry] = deque()  # waiting for a replica with room
+        self.max_queue = spec.max_queue
         self.replicas: list[Replica] = []
         self.active: list[Replica] = []
         self.lives: list[list[float]] = []  # [start, end] of each replica's billing
@@ -51,8 +51,7 @@ class ServingPool(DeploymentModel):
         self.offered_tokens = 0
         self.offered = 0
         self.output_tokens_served = 0
-        self._queue_area = 0.0
-        self._queue_since = 0.0
+        self.queue_area = 0.0  # the sum of the waits (start - arrival): the queue's area
         self._system_area = 0.0
         self._in_system = 0
         self._system_since = 0.0
@@ -64,7 +63,7 @@ class ServingPool(DeploymentModel):
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
             self._launch(ready_in=0.0)
-        self._record_replicas()
+        self._record_replicas(0.0)
         if self.autoscale is not None:
             self.env.process(self._autoscaler(self.autoscale))
 
@@ -88,80 +87,85 @@ class ServingPool(DeploymentModel):
     def _boot(self, replica: Replica, delay: float) -> Generator[Any, Any, None]:
         yield self.env.timeout(delay)
         self._activate(replica)
-        self._record_replicas()
+        self._record_replicas(self.env.now)
 
     def _activate(self, replica: Replica) -> None:
         self.active.append(replica)
-        replica.start()
-        if self.queue:
-            self.wake_others(None)
+        self.dispatch_queue(self.env.now)
 
-    def retired(self, replica: Replica) -> None:
-        self.lives[replica.index][1] = self.env.now
-        self._record_replicas()
+    def retired(self, replica: Replica, now: float) -> None:
+        self.lives[replica.index][1] = now
+        self._record_replicas(now)
 
-    def _record_replicas(self) -> None:
+    def _record_replicas(self, now: float) -> None:
         up = sum(1 for life in self.lives if life[1] == math.inf)
-        self.timeline.append((self.env.now, up))
+        self.timeline.append((now, up))
 
     # -- requests ---------------------------------------------------------------------------
     def offer(self, i: int, now: float) -> bool:
+        """To the least loaded replica with room, which admits it at its next step boundary;
+        else to the queue (first come, first served), unless `max_queue` already wait."""
         r = self.records
-        tokens = int(r.input_tokens[i] + r.output_tokens[i])
+        n_in = int(r.input_tokens[i])
+        n_out = int(r.output_tokens[i])
+        tokens = n_in + n_out
         self.offered += 1
         self.offered_tokens += tokens
         if tokens > self.step_model.kv_capacity_tokens:
             self.refused_too_long += 1
             return False
-        target = self._replica_with_room(tokens, None)
-        if (
-            target is None
-            and self.spec.max_queue is not None
-            and (len(self.queue) >= self.spec.max_queue)
-        ):
+        target = None if self.queue else self._replica_with_room(tokens, None)
+        if target is None and self.max_queue is not None and len(self.queue) >= self.max_queue:
             self.refused_queue_full += 1
             return False
-        self._system_changed(+1)
-        self.queue_changed()
-        self.queue.append(i)
-        if target is not None:
-            target.promise(tokens)
+        # _system_changed(+1, now), inlined: once per request
+        self._system_area += self._in_system * (now - self._system_since)
+        self._system_since = now
+        self._in_system += 1
+        if target is None:
+            self.queue.append((i, n_in, n_out, now))
+        else:
+            target.assign((i, n_in, n_out, now), now)
         return True
 
     def _replica_with_room(self, tokens: int, skip: Replica | None) -> Replica | None:
+        """The least loaded replica that could take `tokens` at its next step."""
         best = None
-        for replica in self.active:
+        best_load = 0
+        for replica in self.active:  # Replica.room_for and .load, inlined: once per request
+            load = len(replica.decoding) + len(replica.pending) + len(replica.prefilling)
             if (
-                replica is not skip
-                and replica.room_for(tokens)
-                and (best is None or replica.load() < best.load())
+                load < replica.max_batch
+                and (best is None or load < best_load)
+                and replica.accepting
+                and replica is not skip
+                and replica.kv_used + tokens <= replica.kv_capacity
             ):
-                best = replica
+                best, best_load = replica, load
         return best
 
-    def wake_others(self, skip: Replica | None) -> None:
-        """Queued work remains: promise it to replicas with room (first come, first served)."""
-        r = self.records
-        promised = sum(rep.promised for rep in self.active)
-        for i in itertools.islice(self.queue, promised, None):
-            tokens = int(r.input_tokens[i] + r.output_tokens[i])
-            target = self._replica_with_room(tokens, skip)
+    def dispatch_queue(self, now: float, skip: Replica | None = None) -> None:
+        """Room appeared: queued requests go to replicas with room, first come first served."""
+        queue = self.queue
+        while queue:
+            head = queue[0]
+            target = self._replica_with_room(head[1] + head[2], skip)
             if target is None:
                 return
-            target.promise(tokens)
+            queue.popleft()
+            target.assign(head, now)
 
-    def finished(self, i: int) -> None:
-        self.output_tokens_served += int(self.records.output_tokens[i])
-        self._system_changed(-1)
-        self.context.completed(i)
+    def finished(self, done: list[int], output_tokens: int, now: float) -> None:
+        """Requests `done` (with `output_tokens` in all) finished at `now`."""
+        self.output_tokens_served += output_tokens
+        self._system_area += self._in_system * (now - self._system_since)
+        self._system_since = now
+        self._in_system -= len(done)
+        if self.context.completions:  # closed-loop clients wait on completions
+            for i in done:
+                self.context.completed(i)
 
-    def queue_changed(self) -> None:
-        now = self.env.now
-        self._queue_area += len(self.queue) * (now - self._queue_since)
-        self._queue_since = now
-
-    def _system_changed(self, delta: int) -> None:
-        now = self.env.now
+    def _system_changed(self, delta: int, now: float) -> None:
         self._system_area += self._in_system * (now - self._system_since)
         self._system_since = now
         self._in_system += delta
@@ -180,7 +184,7 @@ class ServingPool(DeploymentModel):
         last_area, last_time = 0.0, 0.0
         while self.env.now + policy.interval <= horizon:
             yield self.env.timeout(policy.interval)
-            self._system_changed(0)
+            self._system_changed(0, self.env.now)
             load = (self._system_area - last_area) / (self.env.now - last_time)
             last_area, last_time = self._system_area, self.env.now
             desired = math.ceil(load / (policy.target_utilization * self._slots_per_replica()))
@@ -192,16 +196,14 @@ class ServingPool(DeploymentModel):
                 low_since = None
                 for _ in range(desired - len(current)):
                     self._launch(ready_in=policy.scale_up_delay)
-                self._record_replicas()
+                self._record_replicas(self.env.now)
             elif desired < len(current):
                 low_since = self.env.now if low_since is None else low_since
                 if self.env.now - low_since >= policy.scale_down_delay:
                     serving = [rep for rep in current if rep in self.active]
                     for replica in sorted(serving, key=Replica.load)[: len(current) - desired]:
-                        replica.accepting = False
                         self.active.remove(replica)
-                        if replica.wake_event is not None and not replica.wake_event.triggered:
-                            replica.wake_event.succeed()
+                        replica.stop_accepting(self.env.now)
                     low_since = None
             else:
                 low_since = None
@@ -250,10 +252,9 @@ class ServingPool(DeploymentModel):
         replica_seconds = sum(
             min(end, horizon) - start for start, end in self.lives if min(end, horizon) > start
         )
-        busy = sum(rep.busy_seconds() for rep in self.replicas)
-        self.queue_changed()
-        self._system_changed(0)
         end = max(self.env.now, horizon)
+        busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
+        self._system_changed(0, self.env.now)
         peak_tps = self.modeled_max_output_tokens_per_s()
         throughput_utilization = None
         if peak_tps and replica_seconds > 0:
@@ -276,7 +277,7 @@ class ServingPool(DeploymentModel):
                 "modeled_max_output_tokens_per_s_per_replica": peak_tps,
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
                 "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
-                "mean_queue_length": self._queue_area / end,
+                "mean_queue_length": self.queue_area / end,
                 "mean_in_system": self._system_area / end,
                 "refused_too_long": self.refused_too_long,
                 "refused_queue_full": self.refused_queue_full,

@@ -1,28 +1,64 @@
 """One replica of a dedicated deployment: a continuous-batching server, simulated event by
 event.
 
-The replica takes waiting requests (first come, first served) while its batch is under
-`max_batch` and their whole KV cache (input + output tokens, reserved at admission) fits.
-Admitted requests are prefilled together, the running batch paused meanwhile; each then
-emits its first token and joins the decode batch, where every step gives each sequence one
-token. Between two events (a completion, or new work at a step boundary) the batch is fixed,
-so the time to the next event is computed in closed form, not stepped token by token.
+The replica admits requests (first come, first served) while its batch is under `max_batch`
+and their whole KV cache (input + output tokens, reserved at admission) fits. The requests
+admitted at one step boundary are prefilled together, the running batch paused meanwhile;
+each then emits its first token and joins the decode batch, where every step gives each
+sequence one token. A request arriving mid-step joins at the end of the step under way;
+one arriving during a prefill, when it ends. Between two events the batch is fixed, so the
+time to the next event is computed in closed form, not stepped token by token.
+
+The replica is a state machine driven by SimPy events, with one pending wake-up: the end of
+its current run of decode steps (a sequence finishes there). A request assigned to it is
+admitted at once, for the step boundary it will join at: between its arrival and that
+boundary nothing can change the batch but more arrivals, which join the same group, so the
+group's prefill and the run after it are planned then and there, with no event of their
+own. A replaced wake-up is ignored when it fires. Every method takes the time it acts at
+(`now`) instead of reading the clock, so the engine can offer a request at its arrival time
+without moving the clock there. The decoding batch is a heap of finish steps: a run of k
+steps is one addition to a step counter, not an update of every sequence.
+
+With chunked prefill, prompts are prefilled inside the decode steps, so an assignment
+stops the run at the next step boundary with a wake-up (the scheduler as it was before
+admissions were planned ahead).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import deque
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import numpy as np
 import simpy
+from simpy.events import NORMAL
 
-from simulator.performance import decode_time, steps_within
+from simulator.performance import envelope, envelope_sum, first_boundary, next_boundary
 from simulator.records import Outcome
 
 if TYPE_CHECKING:
     from simulator.deployments.dedicated import ServingPool
+
+# what the replica is doing until its wake-up
+IDLE, WAKING, DECODE, RETIRED = range(4)
+
+Entry = tuple[int, int, int, float]  # a request: (row, input tokens, output tokens, arrival)
+
+
+class _Wake(simpy.Event):
+    """A replica's wake-up: an event scheduled `delay` from now that calls `callback`."""
+
+    def __init__(
+        self, env: simpy.Environment, delay: float, callback: Callable[[simpy.Event], None]
+    ) -> None:
+        # simpy.Timeout's own initialization, inlined as it does, with the callback in place
+        self.env = env
+        self.callbacks = [callback]
+        self._value = None
+        self._ok = True
+        env.schedule(self, NORMAL, delay if delay > 0 else 0.0)
 
 
 class Replica:
@@ -37,244 +73,354 @@ class Replica:
         self.max_batch = pool.spec.max_batch
         self.horizon = pool.context.scenario.horizon
         self.kv_capacity = pool.step_model.kv_capacity_tokens
-        size = min(self.max_batch, 1024)
-        self.req = np.zeros(size, dtype=np.int64)
-        self.remaining = np.zeros(size, dtype=np.int64)
-        self.context = np.zeros(size, dtype=np.int64)
-        self.n = 0
-        self.total_context = 0
+        self.chunked = pool.spec.chunked_prefill
+        self.budget = pool.spec.step_token_budget
+        # the decoding batch: (finish step, request, KV tokens, output tokens); a sequence
+        # holds input + output - finish_step + step tokens of context at step `step`
+        self.step = 0
+        self.decoding: list[tuple[int, int, int, int]] = []
+        self.context_base = 0
+        self.pending: list[Entry] = []  # assigned; admitted at the end of the current run
+        self.prefilling: deque[list[int]] = deque()  # chunked: [request, left, in, out]
+        # the group admitted for a boundary (`group_at`) and prefilled from there: more
+        # arrivals up to that boundary join it
+        self.group: list[Entry] = []
+        self.group_at = -math.inf
+        self.group_tokens = 0
+        self.group_squared = 0.0
         self.kv_used = 0.0
-        self.promised = 0
-        self.promised_kv = 0.0
         self.accepting = True
-        self.wake_event: simpy.Event | None = None
         self.busy_time = 0.0
         self.busy_since: float | None = None
         self.peak_batch = 0
-        self.process: simpy.Process | None = None
-        self.chunked = pool.spec.chunked_prefill
-        self.budget = pool.spec.step_token_budget
-        self.prefilling: deque[list[int]] = deque()  # [request, prompt tokens still to do]
+        self.phase = IDLE
+        # the pending wake-up, and the run of steps it ends
+        self.wake: simpy.Event | None = None
+        self.wake_time = 0.0
+        self.wake_steps = 0
+        self.run_start = 0.0
+        self.run_batch = 0
+        self.run_context = 0
+        self.run_steps = 0
+        self.run_chunk = 0
+        self.run_first = -1.0  # the run's first step time when one line gives them all
+        self.run_slope = 0.0
+        self.interrupted = False  # chunked: a wake-up at the next boundary is set
+        self._callback = self._on_wake
+        self._lines: dict[int, tuple[float, ...]] = {}  # batch -> its one decode line, or ()
 
-    def start(self) -> None:
-        self.process = self.env.process(self.run_chunked() if self.chunked else self.run())
+    @property
+    def n(self) -> int:
+        """Sequences decoding."""
+        return len(self.decoding)
 
-    # -- room and waking -------------------------------------------------------------------
+    # -- room and assignment -----------------------------------------------------------------
+    def load(self) -> int:
+        return len(self.decoding) + len(self.pending) + len(self.prefilling)
+
     def room_for(self, tokens: int) -> bool:
         """Could this replica take one more request of `tokens` at its next step?"""
         return (
             self.accepting
-            and self.n + len(self.prefilling) + self.promised < self.max_batch
-            and self.kv_used + self.promised_kv + tokens <= self.kv_capacity
+            and self.load() < self.max_batch
+            and self.kv_used + tokens <= self.kv_capacity
         )
 
-    def promise(self, tokens: int) -> None:
-        self.promised += 1
-        self.promised_kv += tokens
-        if self.wake_event is not None and not self.wake_event.triggered:
-            self.wake_event.succeed()
+    def assign(self, entry: Entry, now: float) -> None:
+        """Request `entry` is this replica's (it has room): it joins at the next boundary."""
+        self.kv_used += entry[1] + entry[2]
+        if self.chunked:
+            self.pending.append(entry)
+            self._nudge(now)
+            return
+        if self.phase == IDLE:
+            if self.busy_since is None:
+                self.busy_since = now
+            self._open_group([entry], now, 0)
+        elif now <= self.group_at:  # the group admitted for a boundary not reached yet
+            self._amend(entry)
+        elif now < self.run_start:  # during a prefill: joins when it ends
+            if self.run_steps == 0:  # ... which is the wake-up of a run of no steps
+                self.pending.append(entry)
+            else:
+                self._open_group([entry], self.run_start, 0)
+        else:
+            elapsed = now - self.run_start
+            if self.run_first >= 0:
+                steps, boundary = first_boundary(
+                    self.run_first, self.run_slope, self.run_steps, elapsed
+                )
+            else:
+                steps, boundary = next_boundary(
+                    self.model, self.run_batch, self.run_context, self.run_steps, elapsed
+                )
+            if steps >= self.run_steps:  # the run ends there: sequences finish first
+                self.pending.append(entry)
+            else:
+                self._open_group([entry], self.run_start + boundary, steps)
 
-    def load(self) -> int:
-        return self.n + len(self.prefilling) + self.promised
+    def stop_accepting(self, now: float) -> None:
+        """Scale-in: finish the batch, take nothing new, then retire."""
+        self.accepting = False
+        if self.phase == IDLE:
+            self._retire(now)
 
-    def _busy(self, busy: bool) -> None:
-        now = self.env.now
+    # -- admission, planned ahead ------------------------------------------------------------
+    def _open_group(self, entries: list[Entry], at: float, steps: int) -> None:
+        """Admit `entries` at the boundary `at`, `steps` into the current run (which that
+        boundary cuts short): they are prefilled together from `at`."""
+        if self.group:
+            self._close_group()
+        self.step += steps
+        self.group = entries
+        self.group_at = at
+        tokens = 0
+        squared = 0.0
+        start, pool = self.records.start, self.pool
+        for i, n_in, n_out, arrival in entries:
+            tokens += n_in
+            squared += float(n_in) * n_in
+            start[i] = at
+            pool.queue_area += at - arrival
+            self._join(i, n_in, n_out)
+        self.group_tokens = tokens
+        self.group_squared = squared
+        # the prefill from the boundary, then a run to the next completion
+        prefilled = at + self.model.prefill_time(tokens, squared)
+        self._run(prefilled, self.decoding[0][0] - self.step, 0)
+
+    def _amend(self, entry: Entry) -> None:
+        """One more request for the group's boundary: a longer prefill, a new plan."""
+        self.group.append(entry)
+        self.group_tokens += entry[1]
+        self.group_squared += float(entry[1]) * entry[1]
+        self.records.start[entry[0]] = self.group_at
+        self.pool.queue_area += self.group_at - entry[3]
+        self._join(entry[0], entry[1], entry[2])
+        prefilled = self.group_at + self.model.prefill_time(self.group_tokens, self.group_squared)
+        self._run(prefilled, self.decoding[0][0] - self.step, 0)
+
+    def _join(self, i: int, n_in: int, n_out: int) -> None:
+        """Request i joins the decoding batch (after its prefill). A one-token answer joins
+        with no step left: the next `_advance`, at the end of its prefill, finishes it."""
+        finish_step = self.step + (n_out - 1 if n_out > 1 else 0)
+        heapq.heappush(self.decoding, (finish_step, i, n_in + n_out, n_out))
+        self.context_base += n_in + n_out - finish_step
+        if len(self.decoding) > self.peak_batch:
+            self.peak_batch = len(self.decoding)
+
+    def _close_group(self) -> None:
+        """The group's prefill is over (or past amending): its first tokens are final."""
+        group = self.group
+        if group:
+            first = self.records.first_token
+            for entry in group:
+                first[entry[0]] = self.run_start
+            self.group = []
+            self.group_at = -math.inf
+
+    # -- events ------------------------------------------------------------------------------
+    def _run(self, now: float, steps: int, chunk: int) -> None:
+        """Plan a run of `steps` steps of the batch (each prefilling `chunk`) from `now`."""
+        batch = len(self.decoding)
+        context = self.context_base + batch * self.step
+        line = None if chunk else self._lines.get(batch)
+        if line is None:
+            line = self._line(batch, chunk)
+        if line:  # one line: step j of the run takes first + slope j (decode_time, inlined)
+            b = line[1]
+            self.run_first = first = line[0] + b * context
+            self.run_slope = slope = b * batch
+            at = now + (steps * first + slope * (steps - 1) * steps / 2 if steps > 0 else 0.0)
+        else:  # the step time's dominant line may change during the run
+            self.run_first = -1.0
+            lines = (
+                self.model.mixed_lines(batch, chunk) if chunk else self.model.decode_lines(batch)
+            )
+            at = now + envelope_sum(lines, context, batch, steps)
+        self.phase = DECODE
+        self.run_start = now
+        self.run_batch = batch
+        self.run_context = context
+        self.run_steps = steps
+        if self.chunked:
+            self.run_chunk = chunk
+            self.interrupted = False
+        env = self.env
+        self.wake = _Wake(env, at - env.now, self._callback)
+        self.wake_time = at
+        self.wake_steps = steps
+
+    def _line(self, batch: int, chunk: int) -> tuple[float, ...]:
+        """The one line (a, b) that gives every decode step's time for `batch` sequences at
+        any context, or () when the dominant line changes with context (or with chunks)."""
+        if chunk:
+            return ()
+        cuts, pieces = envelope(self.model.decode_lines(batch))
+        line: tuple[float, ...] = () if cuts else pieces[0]
+        self._lines[batch] = line
+        return line
+
+    def _on_wake(self, event: simpy.Event) -> None:
+        if event is not self.wake:
+            return  # replaced by a later plan
+        self.wake = None
+        now = self.wake_time
+        if self.phase == DECODE:
+            self._close_group()
+            steps = self.wake_steps
+            self._advance(steps, now)  # also finishes prompts that were their whole answer
+            chunk = self.run_chunk
+            if chunk and steps:
+                prompted = self._prefill_progress(steps * chunk)
+                if prompted:
+                    for i, n_in, n_out in prompted:
+                        self.records.first_token[i] = now
+                        self._join(i, n_in, n_out)
+                    self._advance(0, now)
+        if self.chunked:
+            self._next_chunked(now)
+        else:
+            self._next(now)
+
+    def _advance(self, steps: int, now: float) -> None:
+        """`steps` decode steps done: the sequences whose last token they gave finish."""
+        self.step = step = self.step + steps
+        heap = self.decoding
+        if not heap or heap[0][0] > step:
+            return
+        finish, outcome = self.records.finish, self.records.outcome
+        done: list[int] = []
+        tokens_out = 0
+        while heap and heap[0][0] <= step:
+            finish_step, i, tokens, n_out = heapq.heappop(heap)
+            self.context_base -= tokens - finish_step
+            finish[i] = now
+            outcome[i] = Outcome.COMPLETED
+            self.kv_used -= tokens
+            tokens_out += n_out
+            done.append(i)
+        self.pool.finished(done, tokens_out, now)
+
+    def _take(self, now: float) -> list[Entry]:
+        """What joins at this boundary: the requests assigned here, then the pool's queue
+        (first come, first served) while the batch and the KV cache allow."""
+        taken, self.pending = self.pending, []
+        queue = self.pool.queue
+        if queue and self.accepting:
+            kv = self.kv_used
+            room = self.max_batch - len(self.decoding) - len(self.prefilling) - len(taken)
+            while queue and room > 0:
+                entry = queue[0]
+                need = entry[1] + entry[2]
+                if kv + need > self.kv_capacity:
+                    break
+                queue.popleft()
+                kv += need
+                taken.append(entry)
+                room -= 1
+            self.kv_used = kv
+            if queue:
+                self.pool.dispatch_queue(now, skip=self)
+        return taken
+
+    def _next(self, now: float) -> None:
+        """At the end of a run: admit and prefill, run the batch on, go idle or retire."""
+        taken = self._take(now) if self.pending or self.pool.queue else []
+        if taken:
+            self._open_group(taken, now, 0)
+            return
+        if self.decoding:
+            self._run(now, self.decoding[0][0] - self.step, 0)
+            return
+        if not self.accepting:
+            self._retire(now)
+            return
+        self._busy(False, now)
+        self.phase = IDLE
+
+    def _busy(self, busy: bool, now: float) -> None:
         if busy and self.busy_since is None:
             self.busy_since = now
         elif not busy and self.busy_since is not None:
             self.busy_time += max(0.0, min(now, self.horizon) - self.busy_since)
             self.busy_since = None
 
-    def busy_seconds(self) -> float:
-        """Busy time (running or prefilling) within the horizon."""
+    def busy_seconds(self, now: float) -> float:
+        """Busy time (running or prefilling) within the horizon, up to `now`."""
         extra = 0.0
         if self.busy_since is not None:
-            extra = max(0.0, min(self.env.now, self.horizon) - self.busy_since)
+            extra = max(0.0, min(now, self.horizon) - self.busy_since)
         return self.busy_time + extra
 
-    # -- the server loop -------------------------------------------------------------------
-    def _admit(self) -> list[int]:
-        queue = self.pool.queue
-        r = self.records
-        admitted: list[int] = []
-        kv = self.kv_used
-        if queue:
-            self.pool.queue_changed()  # integrate the queue length up to now, before it changes
-        while queue and self.n + len(self.prefilling) + len(admitted) < self.max_batch:
-            i = queue[0]
-            need = int(r.input_tokens[i] + r.output_tokens[i])
-            if kv + need > self.kv_capacity:
-                break
-            queue.popleft()
-            kv += need
-            admitted.append(i)
-        self.promised = 0
-        self.promised_kv = 0.0
-        self.kv_used = kv
-        if admitted:
-            r.start[admitted] = self.env.now
-        if queue:
-            self.pool.wake_others(self)
-        return admitted
-
-    def _grow(self, needed: int) -> None:
-        size = len(self.req)
-        if needed <= size:
-            return
-        new = min(self.max_batch, max(needed, 2 * size))
-        for name in ("req", "remaining", "context"):
-            array = getattr(self, name)
-            grown = np.zeros(new, dtype=np.int64)
-            grown[: self.n] = array[: self.n]
-            setattr(self, name, grown)
-
-    def _join(self, admitted: list[int]) -> None:
-        r = self.records
-        now = self.env.now
-        index = np.asarray(admitted, dtype=np.int64)
-        r.first_token[index] = now
-        outputs = r.output_tokens[index]
-        done = outputs <= 1
-        for i in index[done]:
-            self._finish(int(i), int(r.input_tokens[i] + r.output_tokens[i]))
-        joining = index[~done]
-        k = len(joining)
-        if k:
-            self._grow(self.n + k)
-            lo, hi = self.n, self.n + k
-            self.req[lo:hi] = joining
-            self.remaining[lo:hi] = r.output_tokens[joining] - 1
-            contexts = r.input_tokens[joining] + 1
-            self.context[lo:hi] = contexts
-            self.total_context += int(contexts.sum())
-            self.n = hi
-            self.peak_batch = max(self.peak_batch, self.n)
-
-    def _finish(self, i: int, tokens: int) -> None:
-        r = self.records
-        r.finish[i] = self.env.now
-        r.outcome[i] = Outcome.COMPLETED
-        self.kv_used -= tokens
-        self.pool.finished(i)
-
-    def _advance(self, steps: int) -> None:
-        n = self.n
-        self.remaining[:n] -= steps
-        self.context[:n] += steps
-        self.total_context += n * steps
-        done = self.remaining[:n] == 0
-        if not done.any():
-            return
-        r = self.records
-        for i in self.req[:n][done]:
-            self._finish(int(i), int(r.input_tokens[i] + r.output_tokens[i]))
-        self.total_context -= int(self.context[:n][done].sum())
-        keep = ~done
-        kept = int(keep.sum())
-        for array in (self.req, self.remaining, self.context):
-            array[:kept] = array[:n][keep]
-        self.n = kept
-
-    def run(self) -> Generator[Any, Any, None]:
-        env = self.env
-        r = self.records
-        while True:
-            if not self.accepting and self.n == 0:
-                self._busy(False)
-                self.pool.retired(self)
-                return
-            admitted = self._admit() if self.accepting else []
-            if admitted:
-                self._busy(True)
-                inputs = r.input_tokens[admitted].astype(np.float64)
-                yield env.timeout(
-                    self.model.prefill_time(int(inputs.sum()), float((inputs * inputs).sum()))
-                )
-                self._join(admitted)
-                continue
-            if self.n == 0:
-                yield from self._idle()
-                continue
-            self._busy(True)
-            k = int(self.remaining[: self.n].min())
-            steps = yield from self._steps(k, 0)
-            if steps:
-                self._advance(steps)
-
-    def _idle(self) -> Generator[Any, Any, None]:
-        """Nothing to do: sleep until a request is promised to this replica."""
-        self._busy(False)
-        self.wake_event = self.env.event()
-        yield self.wake_event
-        self.wake_event = None
-
-    def _steps(self, k: int, chunk: int) -> Generator[Any, Any, int]:
-        """Run up to `k` steps of the current batch (each prefilling `chunk` prompt tokens);
-        new work stops the run at the end of the step under way. Returns the steps done."""
-        env = self.env
-        batch, context = self.n, self.total_context
-        start = env.now
-        self.wake_event = env.event()
-        timer = env.timeout(decode_time(self.model, batch, context, k, chunk))
-        fired = yield timer | self.wake_event
-        self.wake_event = None
-        if timer in fired:
-            return k
-        elapsed = env.now - start
-        steps = steps_within(self.model, batch, context, k, elapsed, chunk)
-        boundary = decode_time(self.model, batch, context, steps, chunk)
-        if boundary < elapsed:  # a step is under way: new work joins when it ends
-            steps += 1
-            boundary = decode_time(self.model, batch, context, steps, chunk)
-            yield env.timeout(max(0.0, start + boundary - env.now))
-        return steps
+    def _retire(self, now: float) -> None:
+        self._busy(False, now)
+        self.phase = RETIRED
+        self.pool.retired(self, now)
 
     # -- chunked prefill ---------------------------------------------------------------------
+    def _nudge(self, now: float) -> None:
+        """Chunked: new work stops the run at the next step boundary."""
+        if self.phase == IDLE:
+            self.phase = WAKING
+            self.run_chunk = 0
+            self.wake = _Wake(self.env, now - self.env.now, self._callback)
+            self.wake_time = now
+            self.wake_steps = 0
+        elif self.phase == DECODE and not self.interrupted:
+            steps, boundary = next_boundary(
+                self.model,
+                self.run_batch,
+                self.run_context,
+                self.run_steps,
+                now - self.run_start,
+                self.run_chunk,
+            )
+            if steps >= self.run_steps:
+                return  # the run ends at that boundary anyway
+            self.interrupted = True
+            self.wake = _Wake(self.env, self.run_start + boundary - self.env.now, self._callback)
+            self.wake_time = self.run_start + boundary
+            self.wake_steps = steps
+
     def _chunk(self) -> int:
         """Prompt tokens a step prefills: the budget left after one token per decoding
         sequence (at least one token, so a full batch cannot starve the prompts)."""
-        return max(1, self.budget - self.n) if self.prefilling else 0
+        return max(1, self.budget - len(self.decoding)) if self.prefilling else 0
 
-    def _prefill_progress(self, tokens: int) -> list[int]:
+    def _prefill_progress(self, tokens: int) -> list[tuple[int, int, int]]:
         """Spend `tokens` of prefill on the waiting prompts, first come first served;
         returns the requests whose prompt is now done."""
-        done: list[int] = []
+        done: list[tuple[int, int, int]] = []
         while tokens > 0 and self.prefilling:
             head = self.prefilling[0]
             if head[1] <= tokens:
                 tokens -= head[1]
-                done.append(head[0])
+                done.append((head[0], head[2], head[3]))
                 self.prefilling.popleft()
             else:
                 head[1] -= tokens
                 tokens = 0
         return done
 
-    def run_chunked(self) -> Generator[Any, Any, None]:
+    def _next_chunked(self, now: float) -> None:
         """Steps of a token budget: every decoding sequence's next token, and what is left of
         the budget for the prompts admitted (vLLM's chunked prefill). A prompt's first token
         comes at the end of the step that finishes it."""
-        r = self.records
-        while True:
-            if not self.accepting and self.n == 0 and not self.prefilling:
-                self._busy(False)
-                self.pool.retired(self)
+        for i, n_in, n_out, arrival in self._take(now):
+            self.records.start[i] = now
+            self.pool.queue_area += now - arrival
+            self.prefilling.append([i, n_in, n_in, n_out])
+        if not self.decoding and not self.prefilling:
+            if not self.accepting:
+                self._retire(now)
                 return
-            if self.accepting:
-                for i in self._admit():
-                    self.prefilling.append([i, int(r.input_tokens[i])])
-            if self.n == 0 and not self.prefilling:
-                yield from self._idle()
-                continue
-            self._busy(True)
-            chunk = self._chunk()
-            k = int(self.remaining[: self.n].min()) if self.n else 1 << 40
-            if chunk:
-                k = min(k, -(-self.prefilling[0][1] // chunk))  # steps to the next first token
-            steps = yield from self._steps(k, chunk)
-            if steps:
-                if self.n:
-                    self._advance(steps)
-                prompted = self._prefill_progress(steps * chunk)
-                if prompted:
-                    self._join(prompted)
+            self._busy(False, now)
+            self.phase = IDLE
+            return
+        self._busy(True, now)
+        chunk = self._chunk()
+        k = self.decoding[0][0] - self.step if self.decoding else 1 << 40
+        if chunk:
+            k = min(k, -(-self.prefilling[0][1] // chunk))  # steps to the next first token
+        self._run(now, k, chunk)

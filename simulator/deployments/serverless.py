@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import numpy as np
+
 from simulator.deployment_specs import RateLimit, ServerlessSpec
 from simulator.deployments.base import (
     DeploymentModel,
@@ -12,6 +14,7 @@ from simulator.deployments.base import (
     EngineContext,
     per_workload_prices,
     token_cost,
+    token_costs,
 )
 from simulator.records import Outcome
 
@@ -98,6 +101,29 @@ class ServerlessEndpoint(DeploymentModel):
         r.cost[i] = token_cost(self.prices, w, n_in, n_out)
         r.outcome[i] = Outcome.COMPLETED
         return True
+
+    @property
+    def takes_in_bulk(self) -> bool:
+        return self.request_bucket is None and self.token_bucket is None
+
+    @property
+    def stateless(self) -> bool:
+        return self.takes_in_bulk
+
+    def offer_many(self, rows: np.ndarray) -> np.ndarray:
+        """`offer` for many requests at once (no rate limit: all admitted, closed form)."""
+        assert self.takes_in_bulk
+        r = self.records
+        n_in = r.input_tokens[rows]
+        n_out = r.output_tokens[rows]
+        start = r.arrival[rows]
+        first = start + self.spec.ttft + n_in * self.prefill_s_per_token
+        r.start[rows] = start
+        r.first_token[rows] = first
+        r.finish[rows] = first + np.maximum(n_out - 1, 0) * self.tpot
+        r.cost[rows] = token_costs(self.prices, r.workload[rows], n_in, n_out)
+        r.outcome[rows] = Outcome.COMPLETED
+        return np.ones(len(rows), dtype=bool)
 
     def summary(self) -> DeploymentSummary:
         return DeploymentSummary(
