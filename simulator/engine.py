@@ -301,6 +301,8 @@ def simulate(
     )
     _feed(env, records, router, clocked, progress, rows)
     env.run()  # what is left: closed-loop clients, requests in flight (the drain)
+    for model in models:
+        model.drain()
     records.finalize()
     if np.any(records.outcome == Outcome.PENDING):
         raise RuntimeError("engine bug: requests left pending after the drain")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from simulator import engine
 from simulator.records import Outcome
 from tests.helpers import BASE, make_scenario, run_checked
 from tests.reference_replica import simulate_steps
@@ -401,3 +402,102 @@ def test_chunked_prefill_keeps_decoding_through_long_prompts() -> None:
         tpot[chunked] = report["workloads"][0]["latency"]["tpot_s"]["p99"]
     # without chunking, every admitted prompt stalls the whole batch's decoding
     assert tpot[True] < tpot[False]
+
+
+def _records_equal(a: object, b: object) -> None:
+    for column in ("deployment", "outcome", "reason", "spills", "start", "first_token", "finish"):
+        left, right = getattr(a, column), getattr(b, column)
+        assert np.array_equal(left, right, equal_nan=True), column
+
+
+def _busy_pool_scenario(seed: int, max_queue: int | None) -> object:
+    return make_scenario(**_busy_pool_data(seed, max_queue))
+
+
+def _busy_pool_data(seed: int, max_queue: int | None) -> dict:
+    """Replicas with room now and then: bursty chat (a few one-token answers), a batch job
+    whose requests arrive at one instant, a queue that fills and spills."""
+    chat = {
+        **BASE["workloads"][0],
+        "name": "chat",
+        "route": ["pool", "serverless"],
+        "arrivals": {
+            "process": "mmpp",
+            "states": [
+                {"rate": 1.0, "mean_duration": "2m"},
+                {"rate": 12.0, "mean_duration": "30s"},
+            ],
+        },
+        "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 1.0, "max": 8000},
+        "output_tokens": {"dist": "empirical", "values": [1, 40, 200, 600]},
+    }
+    job = {
+        **chat,
+        "name": "job",
+        "arrivals": {"process": "batch_jobs", "every": "20m", "requests": 150, "start": "5m"},
+    }
+    return {
+        "seed": seed,
+        "horizon": "1h",
+        "models": MODELS,
+        "workloads": [chat, job],
+        "deployments": [
+            _pool(replicas=3, max_batch=16, max_queue=max_queue),
+            {"name": "serverless", "kind": "serverless"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(("seed", "max_queue"), [(1, None), (2, 10), (3, 0)])
+def test_run_ends_reached_lazily_match_run_ends_as_events(
+    seed: int, max_queue: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = _busy_pool_scenario(seed, max_queue)
+    lazy = run_checked(scenario)
+    monkeypatch.setattr(
+        "simulator.deployments.dedicated.lazy_run_ends", lambda *args, **kwargs: False
+    )
+    events = run_checked(scenario)
+    _records_equal(lazy.runs[0].records, events.runs[0].records)
+    pool_lazy, pool_events = lazy.report["deployments"][0], events.report["deployments"][0]
+    assert pool_lazy["requests"] == pool_events["requests"] > 0
+    assert pool_lazy["spilled"] == pool_events["spilled"]
+    assert pool_lazy["mean_in_system"] == pytest.approx(pool_events["mean_in_system"], rel=1e-9)
+    assert pool_lazy["utilization"] == pytest.approx(pool_events["utilization"], rel=1e-9)
+    # the scenario exercises what it is meant to: waits, spills, whole batches at one instant
+    r = lazy.runs[0].records
+    on_pool = r.deployment == 0
+    assert (r.start - r.arrival)[on_pool].max() > 0
+    if max_queue is not None:
+        assert pool_lazy["spilled"] > 0
+
+
+def test_serverless_and_batch_routed_in_bulk_match_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _busy_pool_data(4, 5)
+    direct = {**BASE["workloads"][0], "name": "direct", "route": ["serverless"]}
+    offline = {
+        **BASE["workloads"][0],
+        "name": "offline",
+        "arrivals": {"process": "batch_jobs", "every": "10m", "requests": 2000},
+        "route": ["batch", "serverless"],
+    }
+    data["workloads"] += [direct, offline]
+    # a small enqueued-token cap, so that some batch requests are refused and spill over
+    data["deployments"].append({"name": "batch", "kind": "batch", "max_enqueued_tokens": 2e6})
+    scenario = make_scenario(**data)
+    chosen: list[list[int]] = []
+    original = engine._bulk_workloads
+    monkeypatch.setattr(
+        engine, "_bulk_workloads", lambda routes: chosen.append(original(routes)) or chosen[-1]
+    )
+    bulk = run_checked(scenario)
+    assert chosen == [[2, 3]]  # direct and offline; chat and job go through the pool
+    monkeypatch.setattr(engine, "_bulk_workloads", lambda routes: [])
+    one_by_one = run_checked(scenario)
+    _records_equal(bulk.runs[0].records, one_by_one.runs[0].records)
+    assert np.array_equal(bulk.runs[0].records.cost, one_by_one.runs[0].records.cost)
+    batch = bulk.report["deployments"][2]
+    assert batch["spilled"] > 0 and batch["requests"] > 0
+    assert batch == one_by_one.report["deployments"][2]

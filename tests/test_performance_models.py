@@ -18,6 +18,9 @@ from simulator.performance import (
     LinearModel,
     build_step_model,
     decode_time,
+    envelope,
+    first_boundary,
+    next_boundary,
     steps_within,
 )
 from simulator.performance_table import fit_table
@@ -56,6 +59,31 @@ def test_closed_form_decode_time_equals_the_step_sum(
     if steps:
         elapsed = decode_time(model, batch, context, steps // 2) + 1e-9
         assert steps_within(model, batch, context, steps, elapsed) == steps // 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 512),
+    st.integers(0, 400_000),
+    st.integers(1, 2000),
+    st.floats(0.0, 1.2),
+    st.sampled_from(["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b"]),
+)
+def test_the_next_step_boundary_is_the_first_step_end_at_or_after_a_time(
+    batch: int, context: int, limit: int, fraction: float, name: str
+) -> None:
+    """next_boundary (any envelope) and first_boundary (one line) against the step sums."""
+    model = _roofline(name)
+    elapsed = fraction * decode_time(model, batch, context, limit)  # type: ignore[arg-type]
+    steps, at = next_boundary(model, batch, context, limit, elapsed)  # type: ignore[arg-type]
+    times = [decode_time(model, batch, context, m) for m in range(limit + 1)]  # type: ignore[arg-type]
+    expected = next((m for m, t in enumerate(times) if t >= elapsed), limit)
+    assert (steps, at) == (expected, times[expected])
+    cuts, pieces = envelope(model.decode_lines(batch))  # type: ignore[attr-defined]
+    if not cuts:
+        a, b = pieces[0]
+        one_line = first_boundary(a + b * context, b * batch, limit, elapsed)
+        assert one_line[0] == steps and one_line[1] == pytest.approx(at, rel=1e-12)
 
 
 def test_decode_is_memory_bound_small_and_compute_bound_large() -> None:

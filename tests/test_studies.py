@@ -258,12 +258,12 @@ def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
     from simulator.plan import plan_gpu_types
 
     # fixed performance: the same speed on any GPU, so the price decides ($2 vs H200's $6.65)
-    answer = plan_gpu_types(_plan_scenario(), ["H200", "H100-SXM"], max_replicas=6,
-                            replications=2)
+    answer = plan_gpu_types(_plan_scenario(), ["H200", "H100-SXM"], max_replicas=6, replications=2)
     options = {o["gpu"]: o for o in answer["gpu_options"]}
     assert set(options) == {"H200", "H100-SXM"}
     assert options["H100-SXM"]["replicas"] == options["H200"]["replicas"]
     assert answer["gpu"] == "H100-SXM"
     assert options["H200"]["monthly_cost_usd"] == pytest.approx(
-        options["H200"]["replicas"] * 6.65 * 720)
+        options["H200"]["replicas"] * 6.65 * 720
+    )
     assert "GPU types that meet the SLOs" in answer["verdict"]

@@ -81,6 +81,9 @@ class DeploymentModel:
         returns which were admitted."""
         raise NotImplementedError
 
+    def drain(self) -> None:
+        """After the last event: finish what was planned without events."""
+
     def summary(self) -> DeploymentSummary:
         return DeploymentSummary()
 

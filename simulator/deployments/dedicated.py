@@ -14,9 +14,22 @@ from typing import Any, ClassVar
 
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
-from simulator.deployments.replica import Entry, Replica
+from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
 from simulator.hardware import find_gpu
 from simulator.performance import build_step_model, decode_time
+from simulator.scenario import Scenario
+
+
+def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bool:
+    """Whether replicas may reach the ends of their runs lazily, without events (see
+    `Replica`): not when something must happen at each completion on time — the
+    autoscaler's load, closed-loop clients waiting for answers — nor with chunked prefill,
+    whose runs stop at every new arrival's step boundary anyway."""
+    return (
+        not spec.chunked_prefill
+        and not autoscaled
+        and not any(w.arrivals.closed_loop for w in scenario.workloads)
+    )
 
 
 class ServingPool(DeploymentModel):
@@ -52,6 +65,10 @@ class ServingPool(DeploymentModel):
         self.offered = 0
         self.output_tokens_served = 0
         self.queue_area = 0.0  # the sum of the waits (start - arrival): the queue's area
+        self.system_time = 0.0  # the sum of (finish - arrival): the area of requests in it
+        self.last_finish = 0.0
+        # requests in the deployment, integrated over time as they come and go, for the
+        # autoscaler's per-interval load
         self._system_area = 0.0
         self._in_system = 0
         self._system_since = 0.0
@@ -60,6 +77,7 @@ class ServingPool(DeploymentModel):
             if isinstance(spec, DedicatedSpec) and isinstance(spec.replicas, AutoscaleSpec)
             else None
         )
+        self.lazy = lazy_run_ends(spec, scenario, autoscaled=self.autoscale is not None)
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
             self._launch(ready_in=0.0)
@@ -114,31 +132,36 @@ class ServingPool(DeploymentModel):
         if tokens > self.step_model.kv_capacity_tokens:
             self.refused_too_long += 1
             return False
-        target = None if self.queue else self._replica_with_room(tokens, None)
+        target = None if self.queue else self._replica_with_room(tokens, None, now)
         if target is None and self.max_queue is not None and len(self.queue) >= self.max_queue:
             self.refused_queue_full += 1
             return False
-        # _system_changed(+1, now), inlined: once per request
-        self._system_area += self._in_system * (now - self._system_since)
-        self._system_since = now
-        self._in_system += 1
+        if self.autoscale is not None:
+            self._system_changed(+1, now)
         if target is None:
+            if not self.queue:  # the room completions free must now be offered on time
+                for replica in self.active:
+                    replica.schedule_wake()
             self.queue.append((i, n_in, n_out, now))
         else:
             target.assign((i, n_in, n_out, now), now)
         return True
 
-    def _replica_with_room(self, tokens: int, skip: Replica | None) -> Replica | None:
+    def _replica_with_room(self, tokens: int, skip: Replica | None, now: float) -> Replica | None:
         """The least loaded replica that could take `tokens` at its next step."""
         best = None
         best_load = 0
         for replica in self.active:  # Replica.room_for and .load, inlined: once per request
+            phase = replica.phase
+            if phase == REACHING or replica is skip:
+                continue  # it takes from the queue itself, next
+            if replica.wake is None and phase == DECODE and replica.wake_time < now:
+                replica.settle(now)  # lazily planned run ends due: reach them first
             load = len(replica.decoding) + len(replica.pending) + len(replica.prefilling)
             if (
                 load < replica.max_batch
                 and (best is None or load < best_load)
                 and replica.accepting
-                and replica is not skip
                 and replica.kv_used + tokens <= replica.kv_capacity
             ):
                 best, best_load = replica, load
@@ -149,18 +172,21 @@ class ServingPool(DeploymentModel):
         queue = self.queue
         while queue:
             head = queue[0]
-            target = self._replica_with_room(head[1] + head[2], skip)
+            target = self._replica_with_room(head[1] + head[2], skip, now)
             if target is None:
                 return
             queue.popleft()
             target.assign(head, now)
 
-    def finished(self, done: list[int], output_tokens: int, now: float) -> None:
-        """Requests `done` (with `output_tokens` in all) finished at `now`."""
+    def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
+        """Requests `done` (with `output_tokens` in all, their arrival times summing to
+        `arrived`) finished at `now`."""
         self.output_tokens_served += output_tokens
-        self._system_area += self._in_system * (now - self._system_since)
-        self._system_since = now
-        self._in_system -= len(done)
+        self.system_time += len(done) * now - arrived
+        if now > self.last_finish:
+            self.last_finish = now
+        if self.autoscale is not None:
+            self._system_changed(-len(done), now)
         if self.context.completions:  # closed-loop clients wait on completions
             for i in done:
                 self.context.completed(i)
@@ -169,6 +195,11 @@ class ServingPool(DeploymentModel):
         self._system_area += self._in_system * (now - self._system_since)
         self._system_since = now
         self._in_system += delta
+
+    def drain(self) -> None:
+        """The simulation is over: reach the run ends planned lazily."""
+        for replica in self.replicas:
+            replica.settle(math.inf)
 
     # -- autoscaling ------------------------------------------------------------------------
     def _slots_per_replica(self) -> float:
@@ -252,7 +283,7 @@ class ServingPool(DeploymentModel):
         replica_seconds = sum(
             min(end, horizon) - start for start, end in self.lives if min(end, horizon) > start
         )
-        end = max(self.env.now, horizon)
+        end = max(self.env.now, horizon, self.last_finish)
         busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
         self._system_changed(0, self.env.now)
         peak_tps = self.modeled_max_output_tokens_per_s()
@@ -278,7 +309,7 @@ class ServingPool(DeploymentModel):
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
                 "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
                 "mean_queue_length": self.queue_area / end,
-                "mean_in_system": self._system_area / end,
+                "mean_in_system": self.system_time / end,
                 "refused_too_long": self.refused_too_long,
                 "refused_queue_full": self.refused_queue_full,
             },

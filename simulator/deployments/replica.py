@@ -9,15 +9,22 @@ sequence one token. A request arriving mid-step joins at the end of the step und
 one arriving during a prefill, when it ends. Between two events the batch is fixed, so the
 time to the next event is computed in closed form, not stepped token by token.
 
-The replica is a state machine driven by SimPy events, with one pending wake-up: the end of
-its current run of decode steps (a sequence finishes there). A request assigned to it is
-admitted at once, for the step boundary it will join at: between its arrival and that
-boundary nothing can change the batch but more arrivals, which join the same group, so the
-group's prefill and the run after it are planned then and there, with no event of their
-own. A replaced wake-up is ignored when it fires. Every method takes the time it acts at
-(`now`) instead of reading the clock, so the engine can offer a request at its arrival time
-without moving the clock there. The decoding batch is a heap of finish steps: a run of k
-steps is one addition to a step counter, not an update of every sequence.
+The replica is a state machine with one planned wake-up: the end of its current run of
+decode steps (a sequence finishes there). A request assigned to it is admitted at once, for
+the step boundary it will join at: between its arrival and that boundary nothing can change
+the batch but more arrivals, which join the same group, so the group's prefill and the run
+after it are planned then and there. Every method takes the time it acts at (`now`)
+instead of reading the clock, so the engine can offer a request at its arrival time without
+moving the clock there. The decoding batch is a heap of finish steps: a run of k steps is
+one addition to a step counter, not an update of every sequence.
+
+A run's end is a SimPy event only when something must happen at that time: requests wait
+in the pool's queue for the room a completion frees, the autoscaler integrates the load,
+a closed-loop client waits for the answer (`lazy_run_ends`). Otherwise the replica reaches
+its planned run ends lazily (`settle`), in order and at their own times, when something
+needs its state: an assignment, a room check, the end of the simulation. The results are
+the same either way (`tests/test_dedicated.py` runs both); the lazy way costs no event per
+completion. A replaced wake-up event is ignored when it fires.
 
 With chunked prefill, prompts are prefilled inside the decode steps, so an assignment
 stops the run at the next step boundary with a wake-up (the scheduler as it was before
@@ -30,7 +37,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import simpy
 from simpy.events import NORMAL
@@ -41,8 +48,9 @@ from simulator.records import Outcome
 if TYPE_CHECKING:
     from simulator.deployments.dedicated import ServingPool
 
-# what the replica is doing until its wake-up
-IDLE, WAKING, DECODE, RETIRED = range(4)
+# what the replica is doing until its wake-up; REACHING: between a run's end and the next
+# plan (not to be reached again, nor assigned to, meanwhile)
+IDLE, WAKING, DECODE, RETIRED, REACHING = range(5)
 
 Entry = tuple[int, int, int, float]  # a request: (row, input tokens, output tokens, arrival)
 
@@ -78,10 +86,10 @@ class Replica:
         # the decoding batch: (finish step, request, KV tokens, output tokens); a sequence
         # holds input + output - finish_step + step tokens of context at step `step`
         self.step = 0
-        self.decoding: list[tuple[int, int, int, int]] = []
+        self.decoding: list[tuple[int, int, int, int, float]] = []  # ... and arrival
         self.context_base = 0
         self.pending: list[Entry] = []  # assigned; admitted at the end of the current run
-        self.prefilling: deque[list[int]] = deque()  # chunked: [request, left, in, out]
+        self.prefilling: deque[list[Any]] = deque()  # chunked: [request, left, in, out, arrival]
         # the group admitted for a boundary (`group_at`) and prefilled from there: more
         # arrivals up to that boundary join it
         self.group: list[Entry] = []
@@ -94,7 +102,11 @@ class Replica:
         self.busy_since: float | None = None
         self.peak_batch = 0
         self.phase = IDLE
-        # the pending wake-up, and the run of steps it ends
+        # lazy: the end of a run is reached when something needs the replica's state (an
+        # assignment, a room check, the end of the simulation), not by an event; wake-ups
+        # are scheduled only while requests wait in the pool's queue (see lazy_run_ends)
+        self.lazy = pool.lazy
+        # the pending wake-up (None when lazy), and the run of steps it ends
         self.wake: simpy.Event | None = None
         self.wake_time = 0.0
         self.wake_steps = 0
@@ -156,6 +168,7 @@ class Replica:
                 )
             if steps >= self.run_steps:  # the run ends there: sequences finish first
                 self.pending.append(entry)
+                self.schedule_wake()  # (until then, they hold their slots and KV cache)
             else:
                 self._open_group([entry], self.run_start + boundary, steps)
 
@@ -182,7 +195,7 @@ class Replica:
             squared += float(n_in) * n_in
             start[i] = at
             pool.queue_area += at - arrival
-            self._join(i, n_in, n_out)
+            self._join(i, n_in, n_out, arrival)
         self.group_tokens = tokens
         self.group_squared = squared
         # the prefill from the boundary, then a run to the next completion
@@ -196,15 +209,15 @@ class Replica:
         self.group_squared += float(entry[1]) * entry[1]
         self.records.start[entry[0]] = self.group_at
         self.pool.queue_area += self.group_at - entry[3]
-        self._join(entry[0], entry[1], entry[2])
+        self._join(*entry)
         prefilled = self.group_at + self.model.prefill_time(self.group_tokens, self.group_squared)
         self._run(prefilled, self.decoding[0][0] - self.step, 0)
 
-    def _join(self, i: int, n_in: int, n_out: int) -> None:
+    def _join(self, i: int, n_in: int, n_out: int, arrival: float) -> None:
         """Request i joins the decoding batch (after its prefill). A one-token answer joins
         with no step left: the next `_advance`, at the end of its prefill, finishes it."""
         finish_step = self.step + (n_out - 1 if n_out > 1 else 0)
-        heapq.heappush(self.decoding, (finish_step, i, n_in + n_out, n_out))
+        heapq.heappush(self.decoding, (finish_step, i, n_in + n_out, n_out, arrival))
         self.context_base += n_in + n_out - finish_step
         if len(self.decoding) > self.peak_batch:
             self.peak_batch = len(self.decoding)
@@ -246,10 +259,27 @@ class Replica:
         if self.chunked:
             self.run_chunk = chunk
             self.interrupted = False
-        env = self.env
-        self.wake = _Wake(env, at - env.now, self._callback)
         self.wake_time = at
         self.wake_steps = steps
+        if self.lazy and not self.pool.queue:
+            self.wake = None
+        else:
+            env = self.env
+            self.wake = _Wake(env, at - env.now, self._callback)
+
+    def schedule_wake(self) -> None:
+        """A lazily planned run end becomes an event (requests now wait in the queue, and
+        the room its completions free must be offered to them at that time)."""
+        if self.phase == DECODE and self.wake is None:
+            env = self.env
+            self.wake = _Wake(env, self.wake_time - env.now, self._callback)
+
+    def settle(self, until: float) -> None:
+        """Reach, in order, the planned run ends before `until` that have no event (one at
+        `until` itself comes after what happens then, as events of an instant come after
+        its arrivals)."""
+        while self.wake is None and self.phase == DECODE and self.wake_time < until:
+            self._reach(self.wake_time)
 
     def _line(self, batch: int, chunk: int) -> tuple[float, ...]:
         """The one line (a, b) that gives every decode step's time for `batch` sequences at
@@ -265,8 +295,12 @@ class Replica:
         if event is not self.wake:
             return  # replaced by a later plan
         self.wake = None
-        now = self.wake_time
+        self._reach(self.wake_time)
+
+    def _reach(self, now: float) -> None:
+        """The planned run ends (or a chunked run reaches its boundary) at `now`."""
         if self.phase == DECODE:
+            self.phase = REACHING
             self._close_group()
             steps = self.wake_steps
             self._advance(steps, now)  # also finishes prompts that were their whole answer
@@ -274,9 +308,9 @@ class Replica:
             if chunk and steps:
                 prompted = self._prefill_progress(steps * chunk)
                 if prompted:
-                    for i, n_in, n_out in prompted:
+                    for i, n_in, n_out, arrival in prompted:
                         self.records.first_token[i] = now
-                        self._join(i, n_in, n_out)
+                        self._join(i, n_in, n_out, arrival)
                     self._advance(0, now)
         if self.chunked:
             self._next_chunked(now)
@@ -292,15 +326,17 @@ class Replica:
         finish, outcome = self.records.finish, self.records.outcome
         done: list[int] = []
         tokens_out = 0
+        arrived = 0.0
         while heap and heap[0][0] <= step:
-            finish_step, i, tokens, n_out = heapq.heappop(heap)
+            finish_step, i, tokens, n_out, arrival = heapq.heappop(heap)
             self.context_base -= tokens - finish_step
             finish[i] = now
             outcome[i] = Outcome.COMPLETED
             self.kv_used -= tokens
             tokens_out += n_out
+            arrived += arrival
             done.append(i)
-        self.pool.finished(done, tokens_out, now)
+        self.pool.finished(done, tokens_out, arrived, now)
 
     def _take(self, now: float) -> list[Entry]:
         """What joins at this boundary: the requests assigned here, then the pool's queue
@@ -388,15 +424,15 @@ class Replica:
         sequence (at least one token, so a full batch cannot starve the prompts)."""
         return max(1, self.budget - len(self.decoding)) if self.prefilling else 0
 
-    def _prefill_progress(self, tokens: int) -> list[tuple[int, int, int]]:
+    def _prefill_progress(self, tokens: int) -> list[Entry]:
         """Spend `tokens` of prefill on the waiting prompts, first come first served;
         returns the requests whose prompt is now done."""
-        done: list[tuple[int, int, int]] = []
+        done: list[Entry] = []
         while tokens > 0 and self.prefilling:
             head = self.prefilling[0]
             if head[1] <= tokens:
                 tokens -= head[1]
-                done.append((head[0], head[2], head[3]))
+                done.append((head[0], head[2], head[3], head[4]))
                 self.prefilling.popleft()
             else:
                 head[1] -= tokens
@@ -410,7 +446,7 @@ class Replica:
         for i, n_in, n_out, arrival in self._take(now):
             self.records.start[i] = now
             self.pool.queue_area += now - arrival
-            self.prefilling.append([i, n_in, n_in, n_out])
+            self.prefilling.append([i, n_in, n_in, n_out, arrival])
         if not self.decoding and not self.prefilling:
             if not self.accepting:
                 self._retire(now)
