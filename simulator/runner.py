@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 MAX_REQUESTS = 30_000_000
 """Requests per run beyond which a run is refused unless forced (about 60 B of records each)."""
-REQUESTS_PER_SECOND = 400_000
-"""Rough engine speed used only for the estimate in the refusal message."""
+REQUESTS_PER_SECOND = 200_000
+"""Rough engine speed (mixed runs, benchmarks/bench_scale.py), only for the estimate in the
+refusal message."""
 
 
 @dataclass

@@ -84,8 +84,9 @@ def test_littles_law_for_the_pools_queue_and_system() -> None:
     r = result.runs[0].records
     pool = result.report["deployments"][0]
     end = max(float(r.finish.max()), scenario.horizon)
-    # the engine integrates queue length and requests in system over time; Little's law
-    # says those time averages are the arrival rate x the mean times from the records
+    # the pool accounts each request's wait and time in the system as it admits and
+    # finishes it; Little's law says the time averages it reports are the arrival rate x
+    # the mean times in the final records
     rate = len(r) / end
     assert pool["mean_queue_length"] == pytest.approx(rate * (r.start - r.arrival).mean(), rel=1e-9)
     assert pool["mean_in_system"] == pytest.approx(rate * (r.finish - r.arrival).mean(), rel=1e-9)
