@@ -151,7 +151,7 @@ class ServingPool(DeploymentModel):
         """The least loaded replica that could take `tokens` at its next step."""
         best = None
         best_load = 0
-        for replica in self.active:  # Replica.room_for and .load, inlined: once per request
+        for replica in self.active:  # Replica.load and the room checks, inlined (per request)
             phase = replica.phase
             if phase == REACHING or replica is skip:
                 continue  # it takes from the queue itself, next

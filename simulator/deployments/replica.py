@@ -121,22 +121,10 @@ class Replica:
         self._callback = self._on_wake
         self._lines: dict[int, tuple[float, ...]] = {}  # batch -> its one decode line, or ()
 
-    @property
-    def n(self) -> int:
-        """Sequences decoding."""
-        return len(self.decoding)
-
     # -- room and assignment -----------------------------------------------------------------
     def load(self) -> int:
+        """Requests the replica holds or is bound to (its batch slots in use)."""
         return len(self.decoding) + len(self.pending) + len(self.prefilling)
-
-    def room_for(self, tokens: int) -> bool:
-        """Could this replica take one more request of `tokens` at its next step?"""
-        return (
-            self.accepting
-            and self.load() < self.max_batch
-            and self.kv_used + tokens <= self.kv_capacity
-        )
 
     def assign(self, entry: Entry, now: float) -> None:
         """Request `entry` is this replica's (it has room): it joins at the next boundary."""
