@@ -247,20 +247,25 @@ class Replica:
         if self.chunked:
             self.run_chunk = chunk
             self.interrupted = False
-        self.wake_time = at
-        self.wake_steps = steps
         if self.lazy and not self.pool.queue:
             self.wake = None
+            self.wake_time = at
+            self.wake_steps = steps
         else:
-            env = self.env
-            self.wake = _Wake(env, at - env.now, self._callback)
+            self._wake_at(at, steps)
+
+    def _wake_at(self, at: float, steps: int) -> None:
+        """Replace the planned wake-up by an event at `at`, ending a run of `steps` steps."""
+        self.wake_time = at
+        self.wake_steps = steps
+        env = self.env
+        self.wake = _Wake(env, at - env.now, self._callback)
 
     def schedule_wake(self) -> None:
         """A lazily planned run end becomes an event (requests now wait in the queue, and
         the room its completions free must be offered to them at that time)."""
         if self.phase == DECODE and self.wake is None:
-            env = self.env
-            self.wake = _Wake(env, self.wake_time - env.now, self._callback)
+            self._wake_at(self.wake_time, self.wake_steps)
 
     def settle(self, until: float) -> None:
         """Reach, in order, the planned run ends before `until` that have no event (one at
@@ -388,9 +393,7 @@ class Replica:
         if self.phase == IDLE:
             self.phase = WAKING
             self.run_chunk = 0
-            self.wake = _Wake(self.env, now - self.env.now, self._callback)
-            self.wake_time = now
-            self.wake_steps = 0
+            self._wake_at(now, 0)
         elif self.phase == DECODE and not self.interrupted:
             steps, boundary = next_boundary(
                 self.model,
@@ -403,9 +406,7 @@ class Replica:
             if steps >= self.run_steps:
                 return  # the run ends at that boundary anyway
             self.interrupted = True
-            self.wake = _Wake(self.env, self.run_start + boundary - self.env.now, self._callback)
-            self.wake_time = self.run_start + boundary
-            self.wake_steps = steps
+            self._wake_at(self.run_start + boundary, steps)
 
     def _chunk(self) -> int:
         """Prompt tokens a step prefills: the budget left after one token per decoding
