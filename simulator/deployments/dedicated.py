@@ -148,9 +148,16 @@ class ServingPool(DeploymentModel):
         return True
 
     def _replica_with_room(self, tokens: int, skip: Replica | None, now: float) -> Replica | None:
-        """The least loaded replica that could take `tokens` at its next step."""
+        """The replica with room that would start the request's prefill soonest, the least
+        loaded among equals: a replica busy prefilling earlier arrivals is passed over while
+        another could start at once. Balancing by load alone herds a burst of arrivals onto
+        the one replica whose batch just emptied, where they wait for each other's prefill
+        (the pool then waits longer as it grows); scoring by the prompts waiting to start,
+        then by running requests, is what serving routers do (llm-d's queue scorer)."""
         best = None
+        best_wait = 0.0
         best_load = 0
+        chunked = self.spec.chunked_prefill
         for replica in self.active:  # Replica.load and the room checks, inlined (per request)
             phase = replica.phase
             if phase == REACHING or replica is skip:
@@ -159,12 +166,19 @@ class ServingPool(DeploymentModel):
                 replica.settle(now)  # lazily planned run ends due: reach them first
             load = len(replica.decoding) + len(replica.pending) + len(replica.prefilling)
             if (
-                load < replica.max_batch
-                and (best is None or load < best_load)
-                and replica.accepting
-                and replica.kv_used + tokens <= replica.kv_capacity
+                load >= replica.max_batch
+                or not replica.accepting
+                or replica.kv_used + tokens > replica.kv_capacity
             ):
-                best, best_load = replica, load
+                continue
+            if chunked:  # prompts not yet through their chunks
+                wait = float(len(replica.pending) + len(replica.prefilling))
+            else:  # the prefill under way or planned ends at run_start
+                wait = replica.run_start - now if phase == DECODE else 0.0
+                if wait < 0.0:
+                    wait = 0.0
+            if best is None or wait < best_wait or (wait == best_wait and load < best_load):
+                best, best_wait, best_load = replica, wait, load
         return best
 
     def dispatch_queue(self, now: float, skip: Replica | None = None) -> None:
