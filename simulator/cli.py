@@ -18,13 +18,17 @@ from rich.table import Table
 from simulator.catalog import bundled_catalog, load_catalog_file
 from simulator.errors import CapsimError
 from simulator.loader import load_scenario
-from simulator.render import console_for_tables, print_table, to_csv
+from simulator.render import console_for_tables, overload_warning, print_table, to_csv
 from simulator.report import to_json
 from simulator.runner import run
 from simulator.scenario import Scenario
 
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
+
+
+def _warn(message: str) -> None:
+    click.echo(click.style("capsim: warning: ", fg="yellow", bold=True) + message, err=True)
 
 
 def _fail(message: str) -> None:
@@ -102,6 +106,10 @@ def run_command(
         click.echo(to_csv(result.report), nl=False)
     else:
         print_table(result.report)
+    if fmt != "table":  # the table prints it; JSON and CSV readers get it on stderr
+        for d in result.report["deployments"]:
+            if d.get("overloaded"):
+                _warn(overload_warning(d, result.report["horizon_s"]))
     if out is not None:
         from simulator.html_report import write_run_outputs
 

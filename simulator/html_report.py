@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from simulator.records import Outcome
+from simulator.render import overload_warning
 from simulator.report import to_json
 from simulator.runner import Result
 
@@ -203,8 +204,15 @@ def search_plot(plan: dict[str, Any]) -> str:
     return _figure_png(fig)
 
 
-def html_page(title: str, summary: str, images: list[tuple[str, str]], data: dict[str, Any]) -> str:
-    """A self-contained page: the summary, the plots, and the totals as a table."""
+def html_page(
+    title: str,
+    summary: str,
+    images: list[tuple[str, str]],
+    data: dict[str, Any],
+    warnings: list[str] | None = None,
+) -> str:
+    """A self-contained page: the summary, its warnings, the totals as a table, the plots."""
+    alerts = "\n".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings or [])
     figures = "\n".join(
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -219,9 +227,11 @@ def html_page(title: str, summary: str, images: list[tuple[str, str]], data: dic
 <style>body{{font-family:sans-serif;max-width:1250px;margin:2em auto;color:#222}}
 figure{{margin:1.5em 0}} img{{max-width:100%}} table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .summary{{font-size:1.05em}}
+.warning{{color:#b00;font-weight:bold}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="summary">{html.escape(summary)}</p>
+{alerts}
 <table>{rows}</table>
 {figures}
 </body></html>
@@ -246,6 +256,12 @@ def run_images(result: Result) -> list[tuple[str, str]]:
     if fleet is not None:
         images.append(("Replicas, queue and batch use over time", fleet))
     return images
+
+
+def run_warnings(report: dict[str, Any]) -> list[str]:
+    """What a reader must know before trusting the figures: overloaded deployments."""
+    horizon = report["horizon_s"]
+    return [overload_warning(d, horizon) for d in report["deployments"] if d.get("overloaded")]
 
 
 def write_run_outputs(result: Result, out: Path) -> list[Path]:
@@ -273,6 +289,7 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
         summary,
         run_images(result),
         {k: v for k, v in totals.items() if not k.endswith("_ci95")},
+        warnings=run_warnings(result.report),
     )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
@@ -300,6 +317,7 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
             for k, v in clean.items()
             if k not in ("curve", "verdict", "workloads", "break_even", "cheapest_mix")
         },
+        warnings=run_warnings(result.report) if result is not None else None,
     )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")

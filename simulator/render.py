@@ -43,6 +43,12 @@ def fmt_count(value: float | None) -> str:
     return f"{value:,.0f}"
 
 
+def fmt_hours(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def fmt_share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
@@ -152,8 +158,11 @@ def report_tables(report: dict[str, Any]) -> Group:
             "GPU-hours",
         ],
     )
+    overloaded = []
     for d in report["deployments"]:
         replicas = d.get("replicas_mean")
+        if d.get("overloaded"):
+            overloaded.append(d)
         deployments.add_row(
             d["name"],
             d["kind"],
@@ -164,12 +173,15 @@ def report_tables(report: dict[str, Any]) -> Group:
             fmt_share(d["utilization"]),
             fmt_share(d.get("throughput_utilization")),
             "-" if replicas is None else f"{replicas:.2f}",
-            fmt_count(d["gpu_hours"]),
+            fmt_hours(d["gpu_hours"]),
+            style="bold red" if d.get("overloaded") else None,
         )
     parts: list[Any] = [head, totals, workloads]
     if slos.row_count:
         parts.append(slos)
     parts.append(deployments)
+    for d in overloaded:
+        parts.append(Text(overload_warning(d, report["horizon_s"]), style="bold red"))
     for key, rows in report["breakdowns"].items():
         table = _table(
             f"By {key}",
@@ -186,6 +198,23 @@ def report_tables(report: dict[str, Any]) -> Group:
             )
         parts.append(table)
     return Group(*parts)
+
+
+def overload_warning(d: dict[str, Any], horizon_s: float) -> str:
+    """Why an overloaded deployment's figures are not a steady state, in a sentence."""
+    load = d.get("offered_load")
+    text = f"{d['name']} is overloaded: "
+    if load is not None and load > 1:
+        text += f"it was offered {load:.0%} of the work its replicas can serve (modeled)"
+    else:
+        text += "requests piled up over the run's second half"
+    return (
+        text + f"; {fmt_count(d.get('backlog_at_horizon'))} requests were still waiting or running"
+        f" at the end of the {fmt_seconds(horizon_s)} horizon and took"
+        f" {fmt_seconds(d.get('drain_s'))} more (billed). Its queue grows without bound:"
+        " latency and cost describe this run's length, not a steady state. Add replicas,"
+        " set max_queue to spill, or route less traffic to it."
+    )
 
 
 def console_for_tables() -> Console:

@@ -111,6 +111,9 @@ def _combine(values: list[Any], key: str | None) -> tuple[Any, list[float] | Non
         if isinstance(first.get("met"), bool) and merged.get("observed_s") is not None:
             merged["met_share"] = merged["met"]
             merged["met"] = bool(merged["observed_s"] <= merged["target_s"])
+        if isinstance(first.get("overloaded"), bool):  # overloaded in any replication
+            merged["overloaded_share"] = merged["overloaded"]
+            merged["overloaded"] = bool(merged["overloaded"] > 0)
         return merged, None
     if isinstance(first, list):
         return [_combine(list(items), None)[0] for items in zip(*values, strict=True)], None

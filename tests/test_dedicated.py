@@ -4,7 +4,10 @@ reference, the fleet's bill, spillover, autoscaling and clusters."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,7 +202,11 @@ def test_the_default_gpu_price_comes_from_the_catalog() -> None:
         horizon="1h",
     )
     pool = run_checked(scenario).report["deployments"][0]
-    assert pool["price_per_gpu_hour"] == 6.65 and pool["cost_usd"] == pytest.approx(6.65)
+    # billed for the hour and the drain of the requests in flight at its end
+    assert 0 < pool["drain_s"] < 120 and not pool["overloaded"]
+    assert pool["gpu_hours"] == pytest.approx(1 + pool["drain_s"] / 3600)
+    assert pool["price_per_gpu_hour"] == 6.65
+    assert pool["cost_usd"] == pytest.approx(6.65 * pool["gpu_hours"])
 
 
 def test_a_full_queue_spills_to_serverless() -> None:
@@ -548,3 +555,74 @@ def test_a_bigger_pool_at_the_same_load_per_replica_waits_no_longer(lengths: str
         assert ttft_p99[n] <= ttft_p99[1] * 1.05, ttft_p99
         assert wait[n] <= wait[1] * 1.05, wait
     assert ttft_p99[8] <= ttft_p99[2] * 1.05, ttft_p99
+
+
+def _overload_scenario(rate: float, horizon: float = 600) -> object:
+    """Two replicas of 4 slots, 1 s a request (100 tokens at 10 ms): they serve 8/s."""
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "fixed", "value": 10},
+        "output_tokens": {"dist": "fixed", "value": 101},
+    }
+    return make_scenario(
+        horizon=horizon,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[
+            _pool(replicas=2, max_batch=4, price_per_gpu_hour=3.6, performance=_fixed(0.01))
+        ],
+    )
+
+
+def test_an_overloaded_pool_is_flagged_and_its_drain_billed() -> None:
+    scenario = _overload_scenario(12.0)
+    result = run_checked(scenario)
+    pool = result.report["deployments"][0]
+    r = result.runs[0].records
+    assert pool["overloaded"] is True
+    # offered 12/s against 8/s: the modeled load says so, and the queue keeps a third
+    assert pool["offered_load"] == pytest.approx(1.5, rel=0.05)
+    assert pool["throughput_utilization"] <= 1.0 and pool["utilization"] <= 1.0
+    assert pool["backlog_at_horizon"] == int(np.sum(r.finish > scenario.horizon))
+    assert pool["backlog_at_horizon"] == pytest.approx(600 * (12 - 8), rel=0.1)
+    # every request is billed by the time its GPUs took: the drain after the horizon too
+    last = float(r.finish.max())
+    assert pool["drain_s"] == pytest.approx(last - scenario.horizon)
+    assert pool["drain_s"] == pytest.approx(pool["backlog_at_horizon"] / 8, rel=0.05)
+    assert pool["gpu_hours"] == pytest.approx(2 * last / 3600)
+    assert pool["cost_usd"] == pytest.approx(3.6 * 2 * last / 3600)
+
+
+@pytest.mark.parametrize("rate", [4.0, 7.0])
+def test_a_pool_within_its_capacity_is_not_overloaded(rate: float) -> None:
+    pool = run_checked(_overload_scenario(rate)).report["deployments"][0]
+    assert pool["overloaded"] is False
+    assert pool["offered_load"] == pytest.approx(rate / 8, rel=0.05)
+    assert pool["drain_s"] < 30  # at most the requests in flight and a short queue
+
+
+def test_overload_shows_in_every_format(tmp_path: Path) -> None:
+    import yaml
+
+    from simulator.report import combine_reports
+
+    scenario = _overload_scenario(12.0, horizon=120)
+    path = tmp_path / "over.yaml"
+    path.write_text(yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True)))
+    table = subprocess.run(["capsim", "run", str(path)], capture_output=True, text=True)
+    assert table.returncode == 0 and "pool is overloaded" in table.stdout
+    as_json = subprocess.run(
+        ["capsim", "run", str(path), "--format", "json", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert as_json.returncode == 0 and "pool is overloaded" in as_json.stderr
+    assert json.loads(as_json.stdout)["deployments"][0]["overloaded"] is True
+    assert "pool is overloaded" in (tmp_path / "out" / "report.html").read_text()
+    # with replications: overloaded when any replication is, and in how many it was
+    ok = run_checked(_overload_scenario(4.0, horizon=120)).report
+    bad = run_checked(scenario).report
+    combined = combine_reports([ok, bad])["deployments"][0]
+    assert combined["overloaded"] is True and combined["overloaded_share"] == 0.5

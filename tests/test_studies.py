@@ -108,8 +108,10 @@ def test_plan_meets_the_slos_and_one_replica_fewer_does_not() -> None:
         return slo_met(report, ["chat"])
 
     assert met(n) and not met(n - 1)
-    # the monthly cost is the fleet's: n replicas of one GPU at $2 an hour for a month
-    assert answer["monthly_cost_usd"] == pytest.approx(n * 2.0 * 720)
+    # the monthly cost is the fleet's: n replicas of one GPU at $2 an hour for a month (and
+    # the drain of the requests in flight at the horizon's end: seconds of an hour)
+    assert answer["monthly_cost_usd"] == pytest.approx(n * 2.0 * 720, rel=2e-3)
+    assert answer["monthly_cost_usd"] >= n * 2.0 * 720
     mix = answer["cheapest_mix"]
     assert mix is not None and mix["monthly_cost_usd"] <= answer["monthly_cost_usd"] + 1e-6
     assert "Reserving" in answer["verdict"]
@@ -264,6 +266,6 @@ def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
     assert options["H100-SXM"]["replicas"] == options["H200"]["replicas"]
     assert answer["gpu"] == "H100-SXM"
     assert options["H200"]["monthly_cost_usd"] == pytest.approx(
-        options["H200"]["replicas"] * 6.65 * 720
+        options["H200"]["replicas"] * 6.65 * 720, rel=2e-3
     )
     assert "GPU types that meet the SLOs" in answer["verdict"]

@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any, ClassVar
 
+import numpy as np
+
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
 from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
@@ -254,16 +256,35 @@ class ServingPool(DeploymentModel):
                 low_since = None
 
     # -- accounting -------------------------------------------------------------------------
-    def _billed_seconds(self) -> list[float]:
-        """Each replica's billed time within the horizon (autoscaled: per started minute)."""
-        horizon = self.context.scenario.horizon
+    def _billed_seconds(self, end: float) -> list[float]:
+        """Each replica's billed time up to `end` (autoscaled: per started minute)."""
         seconds = []
-        for start, end in self.lives:
-            up = max(0.0, min(end, horizon) - start)
+        for start, stop in self.lives:
+            up = max(0.0, min(stop, end) - start)
             if self.autoscale is not None:
                 up = math.ceil(up / 60.0 - 1e-9) * 60.0
             seconds.append(up)
         return seconds
+
+    def _overload(self) -> tuple[int, bool]:
+        """Requests still waiting or running at the horizon, and whether they pile up: the
+        requests in the deployment grew over the run's second half by more than 5% of that
+        half's arrivals (and more than noise, 4 standard deviations of a Poisson count of
+        the requests in it at mid-run). A stable pool holds about as many at the horizon as
+        at mid-run; one short of capacity keeps a share of every arrival."""
+        r = self.records
+        n = len(r)
+        mine = r.deployment[:n] == self.index
+        arrival = r.arrival[:n][mine]
+        finish = r.finish[:n][mine]
+        horizon = self.context.scenario.horizon
+        backlog = int(np.count_nonzero(finish > horizon))
+        half = horizon / 2
+        at_half = int(np.count_nonzero((arrival <= half) & (finish > half)))
+        growth = backlog - at_half
+        second_half = int(np.count_nonzero(arrival > half))
+        piling = growth > 0.05 * second_half and growth > 4 * math.sqrt(at_half + 1)
+        return backlog, bool(piling)
 
     def modeled_max_output_tokens_per_s(self) -> float | None:
         """What one replica sustains, saturated, for the mean request seen (closed form)."""
@@ -285,9 +306,13 @@ class ServingPool(DeploymentModel):
         return batch * n_out / (prefill + decode)
 
     def summary(self) -> DeploymentSummary:
+        """The bill and the load. Reserved GPUs are billed for the horizon and, while
+        requests arrived in it are still served, until the last finishes (the drain); an
+        overloaded pool's latency and cost describe the run's length, not a steady state."""
         scenario = self.context.scenario
         horizon = scenario.horizon
-        billed = self._billed_seconds()
+        end = max(horizon, self.last_finish)
+        billed = self._billed_seconds(end)
         gpus = self.spec.gpus_per_replica
         gpu_hours = sum(billed) * gpus / 3600.0
         cost = gpu_hours * self.price
@@ -295,29 +320,41 @@ class ServingPool(DeploymentModel):
         if isinstance(self.spec, ClusterSpec):
             extras = self.spec.extras_per_month * horizon / scenario.month
         replica_seconds = sum(
-            min(end, horizon) - start for start, end in self.lives if min(end, horizon) > start
+            min(stop, end) - start for start, stop in self.lives if min(stop, end) > start
         )
-        end = max(self.env.now, horizon, self.last_finish)
+        horizon_replica_seconds = sum(
+            min(stop, horizon) - start for start, stop in self.lives if min(stop, horizon) > start
+        )
         busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
         self._system_changed(0, self.env.now)
         peak_tps = self.modeled_max_output_tokens_per_s()
-        throughput_utilization = None
+        throughput_utilization = offered_load = None
         if peak_tps and replica_seconds > 0:
-            throughput_utilization = self.output_tokens_served / (peak_tps * replica_seconds)
+            served = self.output_tokens_served / (peak_tps * replica_seconds)
+            # the modeled maximum is for the mean request: a mix may beat it a little
+            throughput_utilization = min(1.0, served)
+        if peak_tps and horizon_replica_seconds > 0:
+            offered_load = self.output_tokens_served / (peak_tps * horizon_replica_seconds)
+        backlog, piling = self._overload()
+        overloaded = piling or (offered_load is not None and offered_load > 1.0)
         counts = [n for _, n in self.timeline]
         return DeploymentSummary(
             fixed_cost_usd=cost + extras,
             gpu_hours=gpu_hours,
-            utilization=busy / replica_seconds if replica_seconds > 0 else None,
+            utilization=min(1.0, busy / replica_seconds) if replica_seconds > 0 else None,
             extra={
                 "gpu": find_gpu(self.spec.gpu).name,  # type: ignore[union-attr]
                 "gpus_per_replica": gpus,
                 "price_per_gpu_hour": self.price,
                 "gpu_cost_usd": cost,
                 "extras_usd": extras,
-                "replicas_mean": replica_seconds / horizon,
+                "replicas_mean": horizon_replica_seconds / horizon,
                 "replicas_peak": max(counts) if counts else 0,
                 "replicas_timeline": [[t, n] for t, n in self.timeline],
+                "overloaded": overloaded,
+                "backlog_at_horizon": backlog,
+                "drain_s": end - horizon,
+                "offered_load": offered_load,
                 "throughput_utilization": throughput_utilization,
                 "modeled_max_output_tokens_per_s_per_replica": peak_tps,
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),

@@ -79,7 +79,6 @@ class Replica:
         self.model = pool.step_model
         self.records = pool.records
         self.max_batch = pool.spec.max_batch
-        self.horizon = pool.context.scenario.horizon
         self.kv_capacity = pool.step_model.kv_capacity_tokens
         self.chunked = pool.spec.chunked_prefill
         self.budget = pool.spec.step_token_budget
@@ -372,14 +371,14 @@ class Replica:
         if busy and self.busy_since is None:
             self.busy_since = now
         elif not busy and self.busy_since is not None:
-            self.busy_time += max(0.0, min(now, self.horizon) - self.busy_since)
+            self.busy_time += now - self.busy_since
             self.busy_since = None
 
     def busy_seconds(self, now: float) -> float:
-        """Busy time (running or prefilling) within the horizon, up to `now`."""
+        """Busy time (running or prefilling) up to `now`, the drain included (it is billed)."""
         extra = 0.0
         if self.busy_since is not None:
-            extra = max(0.0, min(now, self.horizon) - self.busy_since)
+            extra = max(0.0, now - self.busy_since)
         return self.busy_time + extra
 
     def _retire(self, now: float) -> None:
