@@ -208,12 +208,12 @@ def plan_command(
     quiet: bool,
 ) -> None:
     """Find the cheapest fleet that meets every SLO, and whether to reserve it."""
-    from simulator.plan import plan
+    from simulator.studies.plan import plan
 
     spec = load_scenario(scenario)
     with _progress(not quiet, f"planning {spec.name}") as progress:
         if gpus:
-            from simulator.plan import plan_gpu_types
+            from simulator.studies.plan import plan_gpu_types
 
             names = [g.strip() for g in gpus.split(",") if g.strip()]
             answer = plan_gpu_types(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from simulator import load_scenario, run
-from simulator.plan import plan, slo_met
+from simulator.studies.plan import plan, slo_met
 from tests.helpers import BASE, make_scenario, scenario_dict
 from tests.test_cli import capsim
 from tests.test_dedicated import MODELS, _erlang_c_wait, _fixed, _pool
@@ -101,7 +101,7 @@ def test_plan_meets_the_slos_and_one_replica_fewer_does_not() -> None:
     answer = plan(scenario, max_replicas=6, replications=3)
     n = answer["replicas"]
     assert answer["slo_met"] and n is not None and n >= 2
-    from simulator.plan import _variant
+    from simulator.studies.plan import _variant
 
     def met(replicas: int) -> bool:
         report = run(_variant(scenario, "pool", replicas, False), replications=3).report
@@ -257,7 +257,7 @@ def test_the_python_api_returns_report_and_records() -> None:
 
 
 def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
-    from simulator.plan import plan_gpu_types
+    from simulator.studies.plan import plan_gpu_types
 
     # fixed performance: the same speed on any GPU, so the price decides ($2 vs H200's $6.65)
     answer = plan_gpu_types(_plan_scenario(), ["H200", "H100-SXM"], max_replicas=6, replications=2)

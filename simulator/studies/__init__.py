@@ -1,0 +1,1 @@
+"""Studies built on runs: plans of a reservation (more to move here: compare, sweep, probe)."""
