@@ -187,6 +187,13 @@ def compare_command(
     help="runs per fleet size (default: the scenario's, at least 3)",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="local processes that run a fleet's replications at once (same answer)",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option(
@@ -202,6 +209,7 @@ def plan_command(
     max_replicas: int,
     gpus: str | None,
     replications: int | None,
+    workers: int,
     fmt: str,
     out: Path | None,
     force: bool,
@@ -217,10 +225,10 @@ def plan_command(
 
             names = [g.strip() for g in gpus.split(",") if g.strip()]
             answer = plan_gpu_types(
-                spec, names, deployment, max_replicas, replications, progress, force
+                spec, names, deployment, max_replicas, replications, progress, force, workers
             )
         else:
-            answer = plan(spec, deployment, max_replicas, replications, progress, force)
+            answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
     if out is not None:
         from simulator.html_report import write_plan_outputs
 
@@ -238,23 +246,34 @@ def plan_command(
     for column in (
         "replicas",
         "overflow",
+        "runs",
         "monthly cost",
         "SLOs met",
         "min attainment",
         "refused",
-        "busy",
+        "load",
     ):
         table.add_column(column, justify="right")
     for row in answer["curve"]:
+        load = row["offered_load"]
         table.add_row(
             str(row["replicas"]),
             "yes" if row["spillover"] else "no",
+            str(row["replications"]),
             f"${row['monthly_cost_usd']:,.0f}",
             "yes" if row["slo_met"] else "no",
             "-" if row["min_attainment"] is None else f"{row['min_attainment']:.1%}",
             f"{row['spilled']:,.0f}",
-            "-" if row["utilization"] is None else f"{row['utilization']:.0%}",
+            ("-" if load is None else f"{load:.0%}") + (" overloaded" if row["overloaded"] else ""),
+            style="red" if row["overloaded"] else None,
         )
+    bound = answer["capacity_bound"]
+    table.caption = (
+        f"load: work offered against the fleet's modeled capacity. Searched from the capacity "
+        f"bound of {bound['replicas']} replica{'s' if bound['replicas'] != 1 else ''}: "
+        f"{answer['search']['runs']} runs over {answer['search']['sizes_tried']} sizes."
+    )
+    table.caption_justify = "left"
     console = console_for_tables()
     console.print(table)
     console.print(answer["verdict"], soft_wrap=False)

@@ -66,13 +66,26 @@ def run(
     if count < 1:
         raise ValueError("replications must be >= 1")
     check_size(scenario, count, force)
-    runs = []
-    for rep in range(count):
+    return result_of(scenario, simulate_replications(scenario, range(count), progress))
 
-        def step(fraction: float, rep: int = rep) -> None:
+
+def simulate_replications(
+    scenario: Scenario, replications: range, progress: Callable[[float], None] | None = None
+) -> list[RunResult]:
+    """Replications `replications` of the scenario (each its own streams of the one seed:
+    replication k is the same run whoever asks for it, alone or among others)."""
+    runs = []
+    for k, rep in enumerate(replications):
+
+        def step(fraction: float, k: int = k) -> None:
             if progress is not None:
-                progress((rep + fraction) / count)
+                progress((k + fraction) / len(replications))
 
         runs.append(simulate(scenario, rep, step))
+    return runs
+
+
+def result_of(scenario: Scenario, runs: list[RunResult]) -> Result:
+    """The result a user reads from these runs: their reports combined."""
     report = combine_reports([build_report(r) for r in runs])
     return Result(scenario, report, runs)

@@ -269,3 +269,89 @@ def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
         options["H200"]["replicas"] * 6.65 * 720, rel=2e-3
     )
     assert "GPU types that meet the SLOs" in answer["verdict"]
+
+
+def _steady_scenario(rate: float, horizon: float, slo: dict[str, str], **pool: object) -> object:
+    """Poisson arrivals on 4-slot replicas of 1 s a request (100 tokens at 10 ms): 4/s each."""
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "fixed", "value": 101},
+        "slo": slo,
+    }
+    settings = {"replicas": 1, "max_batch": 4, "price_per_gpu_hour": 2.0, **pool}
+    return make_scenario(
+        seed=5,
+        horizon=horizon,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[_pool(performance=_fixed(0.01), **settings)],
+    )
+
+
+def test_plan_never_picks_an_overloaded_fleet_and_its_fleet_holds_ten_times_longer() -> None:
+    """10.2 requests/s: 2 replicas (8/s) keep a loose TTFT target over a 30 s horizon while
+    their queue grows without bound; the plan must not take them."""
+    from simulator.studies.plan import _variant
+
+    slo = {"ttft_p95": "10s"}
+    short = _steady_scenario(10.2, 30, slo)
+    two = run(_variant(short, "pool", 2, False)).report
+    assert slo_met(two, ["chat"]) and two["deployments"][0]["overloaded"]
+    answer = plan(short, max_replicas=8, replications=2)
+    assert answer["replicas"] == 3 and answer["capacity_bound"]["replicas"] == 3
+    assert all(not row["overloaded"] for row in answer["curve"] if row["replicas"] == 3)
+    assert "fewer would be overloaded" in answer["verdict"]
+    # the answer, 10 times longer, still holds
+    long = run(_variant(_steady_scenario(10.2, 300, slo), "pool", 3, False), replications=2)
+    assert slo_met(long.report, ["chat"]) and not long.report["deployments"][0]["overloaded"]
+
+
+def test_plan_costs_few_runs_whatever_the_fleet_size() -> None:
+    """A 20-odd replica answer above the capacity bound: screens bracket and bisect on one
+    replication each, and only the answer runs the others."""
+    slo = {"ttft_p99": "1.2s"}
+    scenario = _steady_scenario(72.0, 60, slo)
+    answer = plan(scenario, max_replicas=40, replications=3)
+    n = answer["replicas"]
+    bound = answer["capacity_bound"]["replicas"]
+    assert bound == 18 and n is not None and n > bound
+    search = answer["search"]
+    # a linear search from 1 would have run n x 3 times; this one a few screens and the rest
+    # of the answer's replications
+    assert search["runs"] <= 2 + math.ceil(math.log2(n - bound + 1)) * 2 + 2
+    from simulator.studies.plan import _variant
+
+    def holds(k: int) -> bool:
+        report = run(_variant(scenario, "pool", k, False), replications=3).report
+        return slo_met(report, ["chat"]) and not report["deployments"][0]["overloaded"]
+
+    assert holds(n) and not holds(n - 1)
+
+
+def test_plan_warns_when_too_few_requests_lie_beyond_a_quantile() -> None:
+    scenario = _steady_scenario(2.0, 60, {"ttft_p99.9": "5s"})
+    answer = plan(scenario, max_replicas=4, replications=1)
+    assert answer["warnings"] and "too few" in answer["warnings"][0]
+    assert "Caution" in answer["verdict"]
+    roomy = plan(_steady_scenario(2.0, 60, {"ttft_p90": "5s"}), max_replicas=4, replications=1)
+    assert roomy["warnings"] == []
+
+
+def test_the_cheapest_mix_is_the_cheapest_size_that_holds() -> None:
+    """The ternary search over sizes with overflow finds what trying every size finds."""
+    from simulator.studies.plan import _variant, holds
+
+    scenario = _plan_scenario()
+    answer = plan(scenario, max_replicas=8, replications=1)
+    mix = answer["cheapest_mix"]
+    costs = {}
+    for n in range(0, answer["replicas"] + 1):
+        report = run(_variant(scenario, "pool", n, True), replications=1).report
+        if holds(report, "pool", ["chat"]):
+            costs[n] = report["totals"]["monthly_cost_usd"]
+    best = min(costs, key=lambda n: costs[n])
+    assert mix["replicas"] == best
+    assert mix["monthly_cost_usd"] == pytest.approx(costs[best])

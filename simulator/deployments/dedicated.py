@@ -18,7 +18,7 @@ from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
 from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
 from simulator.hardware import find_gpu
-from simulator.performance import build_step_model, decode_time
+from simulator.performance import StepModel, build_step_model, decode_time
 from simulator.scenario import Scenario
 
 
@@ -32,6 +32,16 @@ def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bo
         and not autoscaled
         and not any(w.arrivals.closed_loop for w in scenario.workloads)
     )
+
+
+def replica_capacity(model: StepModel, max_batch: int, n_in: float, n_out: float) -> float:
+    """Output tokens/s one replica sustains when saturated with requests of `n_in` input and
+    `n_out` output tokens: a full batch (`max_batch`, or what the KV cache holds) prefilled,
+    then decoded to the end, over and over."""
+    batch = int(max(1, min(max_batch, model.kv_capacity_tokens // (n_in + n_out))))
+    prefill = model.prefill_time(int(batch * n_in), batch * n_in * n_in)
+    decode = decode_time(model, batch, batch * (n_in + n_out / 2), max(1, round(n_out)))
+    return batch * n_out / (prefill + decode)
 
 
 class ServingPool(DeploymentModel):
@@ -296,14 +306,7 @@ class ServingPool(DeploymentModel):
             return None
         n_in = float(r.input_tokens[: len(r)][served].mean())
         n_out = float(r.output_tokens[: len(r)][served].mean())
-        batch = int(
-            max(1, min(self.spec.max_batch, self.step_model.kv_capacity_tokens // (n_in + n_out)))
-        )
-        prefill = self.step_model.prefill_time(int(batch * n_in), batch * n_in * n_in)
-        decode = decode_time(
-            self.step_model, batch, batch * (n_in + n_out / 2), max(1, round(n_out))
-        )
-        return batch * n_out / (prefill + decode)
+        return replica_capacity(self.step_model, self.spec.max_batch, n_in, n_out)
 
     def summary(self) -> DeploymentSummary:
         """The bill and the load. Reserved GPUs are billed for the horizon and, while
@@ -373,4 +376,4 @@ class ClusterPool(ServingPool):
     kind: ClassVar[str] = "gpu_cluster"
 
 
-__all__ = ["ClusterPool", "ServingPool"]
+__all__ = ["ClusterPool", "ServingPool", "replica_capacity"]

@@ -8,17 +8,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from simulator.deployment_specs import DedicatedSpec
+from simulator.engine import RunResult, simulate
 from simulator.errors import CapsimError
-from simulator.runner import Result, run
+from simulator.runner import Result, check_size, result_of, simulate_replications
 from simulator.scenario import Scenario
 
 
 @dataclass
 class PlanPoint:
+    """A fleet size tried: the replications run so far (replication 0 screens it, the
+    others confirm it) and their combined result."""
+
     replicas: int
     spillover: bool
+    runs: list[RunResult]
     result: Result
+
+    @property
+    def replications(self) -> int:
+        return len(self.runs)
 
     def row(self, deployment: str, workloads: list[str]) -> dict[str, Any]:
         report = self.result.report
@@ -28,8 +39,11 @@ class PlanPoint:
         return {
             "replicas": self.replicas,
             "spillover": self.spillover,
+            "replications": self.replications,
             "monthly_cost_usd": report["totals"]["monthly_cost_usd"],
             "slo_met": slo_met(report, workloads),
+            "overloaded": bool(pool and pool.get("overloaded")),
+            "offered_load": pool.get("offered_load") if pool else None,
             "min_attainment": min(attainments) if attainments else None,
             "spilled": pool["spilled"] if pool else 0,
             "utilization": pool["utilization"] if pool else None,
@@ -45,6 +59,249 @@ def slo_met(report: dict[str, Any], workloads: list[str]) -> bool:
             if not entry["met"] or entry.get("met_share", 1.0) < 1.0:
                 return False
     return True
+
+
+def holds(report: dict[str, Any], deployment: str, workloads: list[str]) -> bool:
+    """A fleet a plan may choose: every SLO met, and the deployment not overloaded in any
+    replication (an overloaded queue grows without bound: a run's SLOs then say how long
+    the run was, not how the fleet does in steady state)."""
+    pool = next((d for d in report["deployments"] if d["name"] == deployment), None)
+    return slo_met(report, workloads) and not (pool and pool.get("overloaded"))
+
+
+MIN_TAIL_SAMPLES = 10
+"""Requests beyond an SLO's quantile below which the observed quantile means little."""
+
+
+def sample_warnings(report: dict[str, Any], workloads: list[str]) -> list[str]:
+    """SLO quantiles that rest on too few requests beyond them (p99 of 300 requests: 3)."""
+    warnings = []
+    for w in report["workloads"]:
+        if w["name"] not in workloads:
+            continue
+        for entry in w["slo"]:
+            q = entry["quantile"]
+            total = entry["samples"] + entry["rejected"]
+            tail = total * (1 - q)
+            if q < 1 and tail < MIN_TAIL_SAMPLES:
+                needed = math.ceil(MIN_TAIL_SAMPLES / (1 - q))
+                warnings.append(
+                    f"{w['name']} {entry['key']} rests on {total:,.0f} measured requests, "
+                    f"{tail:.1f} of them beyond the quantile: too few for it to mean much. "
+                    f"Lengthen the horizon to hold at least {needed:,} requests."
+                )
+    return warnings
+
+
+def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float | None]:
+    """The fewest replicas the modeled capacity allows, and the offered output tokens/s: the
+    traffic of the workloads whose route starts at the deployment (all of it reaches it)
+    over one replica's saturated throughput for their mean request. Fewer replicas would be
+    overloaded on the model's own numbers (their `offered_load` over 1)."""
+    from simulator.deployments.dedicated import replica_capacity
+    from simulator.performance import build_step_model
+    from simulator.traffic import scenario_traffic
+
+    first = [w for w in scenario.workloads if w.route and w.route[0] == spec.name]
+    if not first or any(w.arrivals.closed_loop for w in first):
+        return 1, None
+    arch = scenario.models[spec.model].resolved_architecture(spec.model)
+    if arch is None:
+        return 1, None
+    traffic = dict(
+        zip([w.name for w in scenario.workloads], scenario_traffic(scenario), strict=True)
+    )
+    limits = {w.name: scenario.models[w.model].context_length for w in first}
+    n_in = n_out = count = 0.0
+    for w in first:
+        t = traffic[w.name]
+        fits = t.input_tokens + t.output_tokens <= (limits[w.name] or np.iinfo(np.int64).max)
+        n_in += float(t.input_tokens[fits].sum())
+        n_out += float(t.output_tokens[fits].sum())
+        count += int(fits.sum())
+    if not count:
+        return 1, None
+    model = build_step_model(spec, arch)
+    per_replica = replica_capacity(model, spec.max_batch, n_in / count, n_out / count)
+    offered = n_out / scenario.horizon
+    return max(1, math.ceil(offered / per_replica - 1e-9)), offered
+
+
+class _Search:
+    """Evaluations of fleet sizes, each replication run once: replication 0 screens a size
+    (it fails if it fails there, since a plan needs every replication to hold), the others
+    confirm the size that passed."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        name: str,
+        routed: list[str],
+        replications: int,
+        progress: Callable[[float], None] | None,
+        expected_runs: int,
+        workers: int = 1,
+    ) -> None:
+        self.workers = workers
+        self.scenario = scenario
+        self.name = name
+        self.routed = routed
+        self.replications = replications
+        self.progress = progress
+        self.points: dict[tuple[int, bool], PlanPoint] = {}
+        self.order: list[PlanPoint] = []
+        self.runs = 0
+        self.expected = expected_runs
+
+    def _step(self, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(min(0.99, (self.runs + fraction) / max(self.expected, self.runs + 1)))
+
+    def evaluate(self, n: int, spillover: bool, replications: int) -> PlanPoint:
+        """Size `n` with its first `replications` replications (those not run yet now)."""
+        key = (n, spillover)
+        point = self.points.get(key)
+        have = point.runs if point else []
+        if point is not None and len(have) >= replications:
+            return point
+        variant = _variant(self.scenario, self.name, n, spillover)
+        todo = range(len(have), replications)
+        new: list[RunResult] = []
+        if self.workers > 1 and len(todo) > 1:  # independent replications, on processes
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
+                futures = [pool.submit(simulate, variant, rep) for rep in todo]
+                for future in futures:
+                    new.append(future.result())
+                    self.runs += 1
+                    self._step(0.0)
+        else:
+            for rep in todo:
+                new += simulate_replications(variant, range(rep, rep + 1), self._step)
+                self.runs += 1
+        runs = have + new
+        point = PlanPoint(n, spillover, runs, result_of(variant, runs))
+        if key not in self.points:
+            self.order.append(point)
+        else:
+            self.order[self.order.index(self.points[key])] = point
+        self.points[key] = point
+        return point
+
+    def passes(self, n: int, spillover: bool, confirm: bool) -> bool:
+        point = self.evaluate(n, spillover, self.replications if confirm else 1)
+        return holds(point.result.report, self.name, self.routed)
+
+    def smallest(self, low: int, high: int, spillover: bool) -> int | None:
+        """The fewest replicas in [low, high] that hold in every replication, assuming more
+        replicas never hold less: screen up from `low` in doubling steps, bisect the bracket,
+        then confirm (and screen again above a size that fails its confirmation)."""
+        while low <= high:
+            fail, step, n = low - 1, 1, low
+            found = None
+            while n <= high:  # bracket on screens
+                if self.passes(n, spillover, confirm=False):
+                    found = n
+                    break
+                fail, n, step = n, min(high, n + step) if n < high else high + 1, step * 2
+            if found is None:
+                return None
+            while found - fail > 1:  # bisect on screens
+                mid = (fail + found) // 2
+                if self.passes(mid, spillover, confirm=False):
+                    found = mid
+                else:
+                    fail = mid
+            if self.passes(found, spillover, confirm=True):
+                return found
+            low = found + 1  # a later replication failed it: look higher
+        return None
+
+
+def plan(
+    scenario: Scenario,
+    deployment: str | None = None,
+    max_replicas: int = 16,
+    replications: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    force: bool = False,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Size a dedicated deployment: the fewest reserved replicas that hold every SLO of the
+    workloads routed to it, not overloaded, in every replication; then the cheapest size
+    with overflow to the rest of the route. The search starts at the capacity bound (fewer
+    replicas are overloaded on the model's numbers), brackets and bisects on one
+    replication a size, and confirms only the answer with the others."""
+    spec = planned_deployment(scenario, deployment)
+    routed = [w.name for w in scenario.workloads if spec.name in w.route]
+    if not routed:
+        raise CapsimError(f"no workload routes to {spec.name!r}")
+    reps = replications or max(scenario.replications, 3)
+    check_size(scenario, reps, force)
+    can_spill = any(
+        w.route.index(spec.name) < len(w.route) - 1
+        for w in scenario.workloads
+        if spec.name in w.route
+    )
+    bound, offered = capacity_bound(scenario, spec)
+    search = _Search(scenario, spec.name, routed, reps, progress, reps + 3, workers)
+    chosen_n = search.smallest(min(bound, max_replicas), max_replicas, spillover=False)
+    chosen = search.points[(chosen_n, False)] if chosen_n is not None else None
+    mix = _cheapest_mix(search, chosen_n or max_replicas) if can_spill else None
+    if progress is not None:
+        progress(1.0)
+    curve = sorted(search.order, key=lambda p: (p.spillover, p.replicas))
+    answer = summarize(scenario, spec, routed, chosen, mix, curve, reps, max_replicas)
+    reference = chosen or (curve[-1] if curve else None)
+    warnings = sample_warnings(reference.result.report, routed) if reference else []
+    answer["capacity_bound"] = {"replicas": bound, "offered_output_tokens_per_s": offered}
+    answer["search"] = {"runs": search.runs, "sizes_tried": len(search.order)}
+    answer["warnings"] = warnings
+    answer["verdict"] = verdict(answer, max_replicas)
+    if warnings:
+        answer["verdict"] += " Caution: " + " ".join(warnings)
+    return answer
+
+
+def _cheapest_mix(search: _Search, top: int) -> PlanPoint | None:
+    """The cheapest size in [0, top] with overflow to the rest of the route that holds every
+    SLO: none at all, and a ternary search of [1, top] on screens (the fleet's cost grows
+    linearly with its size, the overflow's shrinks with diminishing returns, so their sum
+    has one minimum; sizes too small to hold come first), then the best screened sizes
+    confirmed in order."""
+
+    def cost(n: int) -> float:
+        point = search.evaluate(n, True, 1)
+        if not holds(point.result.report, search.name, search.routed):
+            return math.inf
+        return float(point.result.report["totals"]["monthly_cost_usd"])
+
+    cost(0)  # no reservation, all of it overflowing: feasible apart from the rest
+    low, high = min(1, top), top
+    while high - low > 2:
+        a = low + (high - low) // 3
+        b = high - (high - low) // 3
+        if cost(a) == cost(b) == math.inf:  # too small to hold: more replicas are needed
+            low = b + 1
+        elif cost(a) < cost(b):
+            high = b - 1
+        elif cost(a) > cost(b):
+            low = a + 1
+        else:
+            low, high = a, b
+    for n in range(low, high + 1):
+        cost(n)
+    screened = sorted(
+        (p for p in search.order if p.spillover),
+        key=lambda p: (cost(p.replicas), p.replicas),
+    )
+    for point in screened:
+        if cost(point.replicas) == math.inf:
+            break
+        if search.passes(point.replicas, True, confirm=True):
+            return search.points[(point.replicas, True)]
+    return None
 
 
 def _variant(scenario: Scenario, name: str, replicas: int, spillover: bool) -> Scenario:
@@ -83,69 +340,6 @@ def planned_deployment(scenario: Scenario, deployment: str | None) -> DedicatedS
             f"(dedicated: {', '.join(d.name for d in dedicated)})"
         )
     return found[0]
-
-
-def plan(
-    scenario: Scenario,
-    deployment: str | None = None,
-    max_replicas: int = 16,
-    replications: int | None = None,
-    progress: Callable[[float], None] | None = None,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Search replica counts of a dedicated deployment; see the module docstring."""
-    spec = planned_deployment(scenario, deployment)
-    routed = [w.name for w in scenario.workloads if spec.name in w.route]
-    if not routed:
-        raise CapsimError(f"no workload routes to {spec.name!r}")
-    reps = replications or max(scenario.replications, 3)
-    can_spill = any(
-        w.route.index(spec.name) < len(w.route) - 1
-        for w in scenario.workloads
-        if spec.name in w.route
-    )
-    total_runs = max_replicas * (2 if can_spill else 1) + 1
-    done = 0
-
-    def evaluate(n: int, spillover: bool) -> PlanPoint:
-        nonlocal done
-
-        def step(fraction: float) -> None:
-            if progress is not None:
-                progress(min(1.0, (done + fraction) / total_runs))
-
-        result = run(
-            _variant(scenario, spec.name, n, spillover),
-            replications=reps,
-            progress=step,
-            force=force,
-        )
-        done += 1
-        return PlanPoint(n, spillover, result)
-
-    curve: list[PlanPoint] = []
-    chosen: PlanPoint | None = None
-    for n in range(1, max_replicas + 1):
-        point = evaluate(n, False)
-        curve.append(point)
-        if slo_met(point.result.report, routed):
-            chosen = point
-            break
-    mix: PlanPoint | None = None
-    if can_spill:
-        top = chosen.replicas if chosen else max_replicas
-        for n in range(0, top + 1):
-            point = evaluate(n, True)
-            curve.append(point)
-            if slo_met(point.result.report, routed) and (
-                mix is None
-                or point.result.report["totals"]["monthly_cost_usd"]
-                < mix.result.report["totals"]["monthly_cost_usd"]
-            ):
-                mix = point
-    if progress is not None:
-        progress(1.0)
-    return summarize(scenario, spec, routed, chosen, mix, curve, reps, max_replicas)
 
 
 def _serverless_and_batch(
@@ -246,6 +440,16 @@ def _tokens(count: float) -> str:
     return f"{count / 1e9:,.1f}B" if count >= 1e9 else f"{count / 1e6:,.0f}M"
 
 
+def _fewer(a: dict[str, Any]) -> str:
+    """Why no smaller fleet: tried and failed, or overloaded on the modeled capacity."""
+    if a["replicas"] <= 1:
+        return ""
+    bound = (a.get("capacity_bound") or {}).get("replicas") or 1
+    if a["replicas"] - 1 < bound:
+        return "; fewer would be overloaded (offered work above their modeled capacity)"
+    return "; one fewer does not"
+
+
 def verdict(a: dict[str, Any], max_replicas: int) -> str:
     """One paragraph a manager can read."""
     fleet = f"{a['gpus_per_replica']} x {a['gpu']}"
@@ -263,7 +467,7 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
             f"Reserving {a['replicas']} replica{'s' if a['replicas'] > 1 else ''} of {fleet} "
             f"for {a['deployment']} meets every SLO of {names} in all "
             f"{a['replications']} replications, for ${cost:,.0f} a month"
-            f"{'; one fewer does not' if a['replicas'] > 1 else ''}. The same traffic "
+            f"{_fewer(a)}. The same traffic "
             f"({_tokens(a['monthly_tokens'])} tokens a month) "
             f"would cost ${serverless:,.0f} on serverless"
         )
@@ -304,6 +508,7 @@ def plan_gpu_types(
     replications: int | None = None,
     progress: Callable[[float], None] | None = None,
     force: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """`plan` for each GPU type; the answer is the cheapest that meets the SLOs, with every
     option listed in `gpu_options`. Another GPU keeps the deployment's settings and takes
@@ -333,7 +538,9 @@ def plan_gpu_types(
             if progress is not None:
                 progress((k + fraction) / len(gpus))
 
-        plans.append((gpu, plan(variant, name, max_replicas, replications, step, force), None))
+        plans.append(
+            (gpu, plan(variant, name, max_replicas, replications, step, force, workers), None)
+        )
     options = [
         {
             "gpu": gpu,
