@@ -230,9 +230,12 @@ class RooflineModel:
 
 
 def build_step_model(
-    spec: ServingSpec, arch: Architecture, base_dir: Path | None = None
+    spec: ServingSpec, arch: Architecture | None, base_dir: Path | None = None
 ) -> StepModel:
-    """The performance model of one replica of `spec`; ValueError if the model cannot fit."""
+    """The performance model of one replica of `spec`; ValueError if the model cannot fit.
+
+    Measured performance (`fixed`, `table`) needs no architecture: its KV capacity is
+    `kv_capacity_tokens` when given, else unbounded. The roofline needs one."""
     perf = spec.performance
     if isinstance(perf, FixedPerformanceSpec):
         return FixedModel(perf.prefill_tokens_per_s, perf.tpot, perf.kv_capacity_tokens or math.inf)
@@ -241,6 +244,8 @@ def build_step_model(
 
         return fit_table(Path(perf.path), perf.kv_capacity_tokens)
     assert isinstance(perf, RooflineSpec)
+    if arch is None:
+        raise ValueError("the roofline needs the model's architecture")
     gpu = find_gpu(spec.gpu)
     if gpu is None:
         raise ValueError(f"unknown GPU {spec.gpu!r}")

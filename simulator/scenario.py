@@ -298,10 +298,11 @@ class Scenario(Spec):
                 problems.append(f"{where}.model: {d.model!r} is not a model of this scenario")
                 continue
             arch = self.models[d.model].resolved_architecture(d.model)
-            if arch is None:
+            if arch is None and d.performance.model == "roofline":
                 problems.append(
-                    f"models.{d.model}.architecture: needed by {where}; give "
-                    f"{{like: NAME}} ({', '.join(architecture_names())}) or the shape"
+                    f"models.{d.model}.architecture: needed by {where}'s roofline; give "
+                    f"{{like: NAME}} ({', '.join(architecture_names())}) or the shape, "
+                    "or measured performance (fixed, table)"
                 )
                 continue
             try:

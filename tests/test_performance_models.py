@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,45 @@ def test_bad_tables_are_errors(tmp_path: Path, text: str, expected: str) -> None
     path.write_text(text)
     with pytest.raises(ScenarioError, match=expected):
         fit_table(path, None)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "table", "roofline"])
+def test_measured_performance_needs_no_architecture(tmp_path: Path, kind: str) -> None:
+    """A fine-tune with its own numbers: prices and a context length are enough (KV capacity
+    then unbounded unless `kv_capacity_tokens` says); only the roofline needs a shape."""
+    from simulator import load_scenario
+    from simulator.errors import ScenarioError
+    from tests.helpers import BASE, run_checked, scenario_dict
+
+    (tmp_path / "vllm.json").write_text(json.dumps(_vllm_result(16, 20, 100)))
+    performance = {
+        "fixed": {"model": "fixed", "prefill_tokens_per_s": 20_000, "tpot": "20ms"},
+        "table": {"model": "table", "path": str(tmp_path / "vllm.json")},
+        "roofline": {"model": "roofline", "precision": "fp8"},
+    }[kind]
+    pool = {
+        "name": "pool",
+        "kind": "dedicated",
+        "model": "my-finetune",
+        "gpu": "H100-SXM",
+        "price_per_gpu_hour": 2.5,
+        "performance": performance,
+    }
+    models = {"my-finetune": {"price": {"input": 1, "output": 1}, "context_length": 32_000}}
+    workload = {**BASE["workloads"][0], "model": "my-finetune", "route": ["pool"]}
+    data = scenario_dict(models=models, deployments=[pool], workloads=[workload], horizon="10m")
+    if kind == "roofline":
+        with pytest.raises(ScenarioError, match=r"models\.my-finetune\.architecture"):
+            load_scenario(data)
+        return
+    report = run_checked(load_scenario(data)).report
+    deployment = report["deployments"][0]
+    assert deployment["requests"] == report["totals"]["requests"] > 0
+    assert deployment["kv_capacity_tokens"] is None or not math.isfinite(
+        deployment["kv_capacity_tokens"]
+    )
+    with_kv = {**performance, "kv_capacity_tokens": 40_000}
+    data["deployments"][0]["performance"] = with_kv
+    bounded = run_checked(load_scenario(data)).report["deployments"][0]
+    assert bounded["kv_capacity_tokens"] == 40_000
+    assert bounded["peak_batch"] <= 40_000 // 4_000

@@ -55,8 +55,7 @@ class ServingPool(DeploymentModel):
         super().__init__(spec, index, context)
         scenario = context.scenario
         arch = scenario.models[spec.model].resolved_architecture(spec.model)
-        assert arch is not None  # validated with the scenario
-        self.step_model = build_step_model(spec, arch)
+        self.step_model = build_step_model(spec, arch)  # validated with the scenario
         self.env = context.env
         gpu = find_gpu(spec.gpu)
         assert gpu is not None

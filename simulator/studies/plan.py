@@ -106,8 +106,6 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     if not first or any(w.arrivals.closed_loop for w in first):
         return 1, None
     arch = scenario.models[spec.model].resolved_architecture(spec.model)
-    if arch is None:
-        return 1, None
     traffic = dict(
         zip([w.name for w in scenario.workloads], scenario_traffic(scenario), strict=True)
     )
