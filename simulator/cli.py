@@ -481,15 +481,26 @@ def fit_command(
     help="GPUs in the replica (tensor parallel)",
 )
 @click.option(
-    "--precision", type=click.Choice(["bf16", "fp8", "fp4"]), default="fp8", show_default=True
+    "--precision",
+    type=click.Choice(["bf16", "fp8", "fp4"]),
+    help="default: fp8 where the GPU has it, else bf16",
 )
-@click.option("--input-tokens", required=True, type=click.IntRange(1))
-@click.option("--output-tokens", required=True, type=click.IntRange(1))
+@click.option("--input-tokens", required=True, type=click.IntRange(1, 10_000_000))
+@click.option("--output-tokens", required=True, type=click.IntRange(1, 10_000_000))
 @click.option(
     "--concurrency",
     default="max",
     show_default=True,
-    help="requests in flight, or max: as many as the batch or the KV cache holds",
+    help="clients with a request in flight (staggered starts, lengths +-10%), or max: as "
+    "many as the batch or the KV cache holds",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 100_000, min_open=True),
+    help="requests/s, Poisson, instead of a fixed concurrency",
+)
+@click.option(
+    "--chunked-prefill", is_flag=True, help="prefill prompts in chunks inside decode steps"
 )
 @click.option("--max-batch", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--mfu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
@@ -501,10 +512,12 @@ def probe_command(
     model: str,
     gpu: str,
     gpus: int,
-    precision: str,
+    precision: str | None,
     input_tokens: int,
     output_tokens: int,
     concurrency: str,
+    rate: float | None,
+    chunked_prefill: bool,
     max_batch: int,
     mfu: float | None,
     mbu: float | None,
@@ -512,7 +525,7 @@ def probe_command(
 ) -> None:
     """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
     from simulator.hardware import architecture_names, find_architecture, find_gpu, gpu_names
-    from simulator.probe import probe
+    from simulator.probe import default_precision, probe
 
     if find_architecture(model) is None:
         raise CapsimError(
@@ -527,19 +540,35 @@ def probe_command(
                 f"--concurrency: expected a whole number >= 1 or max, got {concurrency!r}"
             )
         clients = int(concurrency)
+        if clients > 100_000:
+            raise CapsimError(f"--concurrency: at most 100000 clients, got {clients}")
+    if rate is not None and concurrency != "max":
+        raise CapsimError("--rate and --concurrency: give one or the other")
     overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
+    precision = precision or default_precision(gpu)
     try:
         result = probe(
-            model, gpu, gpus, precision, input_tokens, output_tokens, clients, max_batch, overrides
+            model,
+            gpu,
+            gpus,
+            precision,
+            input_tokens,
+            output_tokens,
+            clients,
+            max_batch,
+            overrides,
+            rate,
+            chunked_prefill,
         )
     except ValueError as exc:
         raise CapsimError(str(exc)) from None
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
+    load = f"concurrency {result.concurrency}" if rate is None else f"{rate:g} requests/s"
     table = Table(
         title=f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / "
-        f"{output_tokens} out, concurrency {result.concurrency}",
+        f"{output_tokens} out, {load}",
         title_justify="left",
     )
     table.add_column("figure")
@@ -547,7 +576,8 @@ def probe_command(
     table.add_row("output tokens/s", f"{result.output_tokens_per_s:,.0f}")
     table.add_row("requests/s", f"{result.requests_per_s:,.2f}")
     table.add_row("TTFT (mean)", f"{result.ttft_s * 1000:,.0f} ms")
-    table.add_row("TPOT (mean)", f"{result.tpot_s * 1000:,.1f} ms")
+    tpot = "-" if result.tpot_s is None else f"{result.tpot_s * 1000:,.1f} ms"
+    table.add_row("TPOT (mean)", tpot)
     table.add_row("E2E (mean)", f"{result.e2e_s:,.2f} s")
     table.add_row("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens")
     table.add_row("max batch reached", f"{result.max_batch_reached:,}")

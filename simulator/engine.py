@@ -228,13 +228,17 @@ def _closed_client(
     tokens: _TokenQueue,
     horizon: float,
     think_time: float,
+    start: float = 0.0,
 ) -> Generator[Any, Any, None]:
-    """One closed-loop client: send, wait for the answer, think, send again until the horizon.
+    """One closed-loop client: from `start`, send, wait for the answer, think, send again
+    until the horizon.
 
     A rejected request is retried after the think time, or after 1 s when there is none.
     """
     records = context.records
-    ready = 0.0  # when the client may send next: exact, not the clock's float sum of waits
+    if start > env.now:
+        yield env.timeout(start - env.now)
+    ready = start  # when the client may send next: exact, not the clock's float sum of waits
     while max(env.now, ready) < horizon:
         now = max(env.now, ready)
         n_in, n_out = tokens.next()
@@ -292,9 +296,18 @@ def simulate(
         tokens = _TokenQueue(TokenSampler(workload, scenario.seed, replication))
         process = workload.arrivals
         assert isinstance(process, Closed)
-        for _ in range(process.concurrency):
+        for client in range(process.concurrency):
             env.process(
-                _closed_client(env, shared, router, w, tokens, scenario.horizon, process.think_time)
+                _closed_client(
+                    env,
+                    shared,
+                    router,
+                    w,
+                    tokens,
+                    scenario.horizon,
+                    process.think_time,
+                    process.start_of(client),
+                )
             )
     rows = (
         None if closed else _route_in_bulk(records, routes, router.limits, _bulk_workloads(routes))

@@ -18,30 +18,56 @@ class ProbeResult:
     output_tokens_per_s: float
     requests_per_s: float
     ttft_s: float
-    tpot_s: float
+    tpot_s: float | None  # None when every answer is one token
     e2e_s: float
     kv_capacity_tokens: float
-    concurrency: int
+    concurrency: int | None  # None with a rate
     max_batch_reached: int
+    rate: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def default_precision(gpu: str) -> str:
+    """The precision a replica of `gpu` serves in unless told: FP8 where the GPU has FP8
+    tensor cores, else BF16."""
+    from simulator.hardware import find_gpu
+
+    found = find_gpu(gpu)
+    return "fp8" if found is not None and "fp8" in found.flops else "bf16"
+
+
+def _lengths(tokens: int, varied: bool) -> dict[str, Any]:
+    """A token length of mean `tokens`: spread +-10% (uniform) when `varied`, so that clients
+    do not finish in the same step forever, as fixed-length benchmarks' clients drift apart."""
+    spread = tokens // 10
+    if not varied or spread < 1:
+        return {"dist": "fixed", "value": tokens}
+    return {"dist": "uniform", "low": tokens - spread, "high": tokens + spread}
 
 
 def probe(
     model: str,
     gpu: str,
     gpus: int = 1,
-    precision: str = "fp8",
+    precision: str | None = None,
     input_tokens: int = 1000,
     output_tokens: int = 1000,
     concurrency: int | None = None,
     max_batch: int = 256,
     performance: dict[str, Any] | None = None,
+    rate: float | None = None,
+    chunked_prefill: bool = False,
 ) -> ProbeResult:
-    """Run `concurrency` clients (None: enough to fill the batch or the KV cache) against one
-    replica long enough for steady state, and measure after the first tenth of the run."""
+    """Measure one replica as fixed-concurrency benchmarks do (NVIDIA GenAI-Perf / AIPerf,
+    vLLM `bench serve --max-concurrency`): `concurrency` clients (None: enough to fill the
+    batch or the KV cache) each sending the next request when its answer ends, their starts
+    spread over one request's life and their lengths +-10% around the asked ones so they do
+    not move in lockstep; or, with `rate`, Poisson arrivals at that rate. Measured in steady
+    state: requests sent after the ramp and a warm-up, finished within the run."""
     arch = ArchitectureSpec(like=model).resolve(model)
+    precision = precision or default_precision(gpu)
     perf = {"model": "roofline", "precision": precision, **(performance or {})}
     deployment = {
         "name": "replica",
@@ -50,7 +76,9 @@ def probe(
         "gpu": gpu,
         "gpus_per_replica": gpus,
         "replicas": 1,
+        "price_per_gpu_hour": 0.0,  # a probe prices nothing: any catalog GPU will do
         "max_batch": max_batch,
+        "chunked_prefill": chunked_prefill,
         "performance": perf,
     }
     from simulator.deployment_specs import DedicatedSpec
@@ -69,21 +97,30 @@ def probe(
     life = step.prefill_time(batch * input_tokens, batch * input_tokens**2) + decode_time(
         step, batch, batch * (input_tokens + output_tokens / 2), output_tokens
     )
-    horizon = max(60.0, 40 * life * math.ceil(clients / batch))
+    if rate is not None:
+        arrivals: dict[str, Any] = {"process": "poisson", "rate": rate}
+        ramp = 0.0
+        horizon = max(60.0, 40 * life, 2000 / rate)
+    else:
+        ramp = life * math.ceil(clients / batch)
+        arrivals = {"process": "closed", "concurrency": clients, "ramp": ramp}
+        horizon = max(60.0, ramp + 40 * life * math.ceil(clients / batch))
+    warm = ramp + max(life, (horizon - ramp) / 10)
+    varied = rate is None
     scenario = load_scenario(
         {
             "name": f"probe-{model}-{gpu}",
             "seed": 0,
             "horizon": horizon,
-            "warmup": horizon / 10,
+            "warmup": warm,
             "models": {"m": {"price": {"input": 0, "output": 0}, "architecture": {"like": model}}},
             "workloads": [
                 {
                     "name": "probe",
                     "model": "m",
-                    "arrivals": {"process": "closed", "concurrency": clients},
-                    "input_tokens": {"dist": "fixed", "value": input_tokens},
-                    "output_tokens": {"dist": "fixed", "value": output_tokens},
+                    "arrivals": arrivals,
+                    "input_tokens": _lengths(input_tokens, varied),
+                    "output_tokens": _lengths(output_tokens, varied),
                     "route": ["replica"],
                 }
             ],
@@ -92,18 +129,23 @@ def probe(
     )
     result = run(scenario, force=True)
     records = result.runs[0].records
-    measured = (records.arrival >= horizon / 10) & (records.finish <= horizon)
-    window = horizon - horizon / 10
-    done = (records.finish > horizon / 10) & (records.finish <= horizon)
-    latency = result.report["workloads"][0]["latency"]
+    measured = (records.arrival >= warm) & (records.finish <= horizon)
+    window = horizon - warm
+    done = (records.finish > warm) & (records.finish <= horizon)
+    first = records.first_token[measured]
+    ttft = first - records.arrival[measured]
+    out = records.output_tokens[measured]
+    streams = out > 1
+    tpot = (records.finish[measured][streams] - first[streams]) / (out[streams] - 1)
     deployment_report = result.report["deployments"][0]
     return ProbeResult(
         output_tokens_per_s=float(records.output_tokens[done].sum()) / window,
         requests_per_s=float(done.sum()) / window,
-        ttft_s=float((records.first_token - records.arrival)[measured].mean()),
-        tpot_s=float(latency["tpot_s"]["mean"]),
-        e2e_s=float(latency["e2e_s"]["mean"]),
+        ttft_s=float(ttft.mean()),
+        tpot_s=float(tpot.mean()) if len(tpot) else None,
+        e2e_s=float((records.finish - records.arrival)[measured].mean()),
         kv_capacity_tokens=float(step.kv_capacity_tokens),
-        concurrency=clients,
+        concurrency=clients if rate is None else None,
         max_batch_reached=int(deployment_report["peak_batch"]),
+        rate=rate,
     )

@@ -17,12 +17,19 @@ ASSUMED_LATENCY_S = 1.0
 
 
 class Closed(ArrivalProcess):
-    """A fixed number of requests in flight (or thinking)."""
+    """A fixed number of requests in flight (or thinking). With `ramp`, client k sends its
+    first request at k x ramp / concurrency instead of all at once, as load generators do,
+    so the clients do not move in lockstep."""
 
     closed_loop: ClassVar[bool] = True
     process: Literal["closed"]
     concurrency: int = Field(ge=1, le=100_000)
     think_time: Duration = 0.0
+    ramp: Duration = 0.0
+
+    def start_of(self, client: int) -> float:
+        """When client `client` (0-based) sends its first request."""
+        return client * self.ramp / self.concurrency
 
     def mean_rate(self) -> float:
         """An upper-bound estimate (the real rate depends on latency): used for sizing only."""
