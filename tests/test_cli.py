@@ -46,6 +46,11 @@ def test_every_example_runs_and_its_report_is_sane(path: Path) -> None:
         assert workload["requests"] > 0
         for entry in workload["slo"]:
             assert 0 <= entry["attainment"] <= 1
+    # only the example built to be overloaded is; every pool's figures are at most 100%
+    for d in result.report["deployments"]:
+        assert d.get("overloaded", False) == (path.stem == "dedicated_overloaded"), d["name"]
+        for key in ("utilization", "throughput_utilization"):
+            assert d.get(key) is None or 0 <= d[key] <= 1
 
 
 def test_pricing_guide_examples_give_the_guides_figures() -> None:
