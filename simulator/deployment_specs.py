@@ -8,6 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from simulator.limits import (
+    MAX_CLUSTER_GPUS,
+    MAX_REPLICAS,
+    MAX_TOKENS,
+    MAX_TOKENS_PER_S,
+    MAX_USD_PER_GPU_HOUR,
+)
 from simulator.spec import Spec
 from simulator.units import Duration
 
@@ -21,8 +28,8 @@ class DeploymentSpec(Spec):
 class RateLimit(Spec):
     """Provider limits as token buckets that refill continuously over a minute."""
 
-    requests_per_min: float | None = Field(default=None, gt=0)
-    tokens_per_min: float | None = Field(default=None, gt=0)
+    requests_per_min: float | None = Field(default=None, ge=1e-3, le=1e12)
+    tokens_per_min: float | None = Field(default=None, ge=1e-3, le=1e15)
 
     @model_validator(mode="after")
     def _some(self) -> RateLimit:
@@ -35,9 +42,9 @@ class ServerlessSpec(DeploymentSpec):
     """Pay per token; latency = ttft (+ input / prefill speed) + output / output speed."""
 
     kind: Literal["serverless"]
-    ttft: Duration = Field(default=0.4, description="time to first token, before prefill")
-    prefill_tokens_per_s: float | None = Field(default=None, gt=0)
-    output_tokens_per_s: float = Field(default=80.0, gt=0)
+    ttft: Duration = Field(default=0.4, le=86400, description="time to first token, before prefill")
+    prefill_tokens_per_s: float | None = Field(default=None, ge=1e-2, le=MAX_TOKENS_PER_S)
+    output_tokens_per_s: float = Field(default=80.0, ge=1e-2, le=MAX_TOKENS_PER_S)
     rate_limit: RateLimit | None = None
     on_limit: Literal["spill", "retry"] = "spill"
 
@@ -48,10 +55,11 @@ class BatchSpec(DeploymentSpec):
     kind: Literal["batch"]
     discount: float = Field(default=0.5, ge=0, lt=1)
     completion_window: Duration = Field(default=86400.0, gt=0)
-    max_enqueued_tokens: float = Field(default=30e9, gt=0)
+    max_enqueued_tokens: float = Field(default=30e9, gt=0, le=1e15)
     tokens_per_s: float | None = Field(
         default=None,
-        gt=0,
+        ge=1e-2,
+        le=MAX_TOKENS_PER_S,
         description="processing rate; default max_enqueued_tokens / completion_window",
     )
 
@@ -74,17 +82,17 @@ class RooflineSpec(Spec):
     mfu: float = Field(default=0.55, gt=0, le=1, description="share of peak FLOP/s reached")
     mbu: float = Field(default=0.7, gt=0, le=1, description="share of memory bandwidth")
     memory_fraction: float = Field(default=0.9, gt=0, le=1, description="of GPU memory usable")
-    step_overhead: Duration = Field(default=0.001, description="scheduler time per step")
-    allreduce_latency: Duration = Field(default=10e-6, description="per all-reduce (TP > 1)")
+    step_overhead: Duration = Field(default=0.001, le=60, description="scheduler time per step")
+    allreduce_latency: Duration = Field(default=10e-6, le=60, description="per all-reduce (TP > 1)")
 
 
 class FixedPerformanceSpec(Spec):
     """Constant speeds: for tests and for checking the engine against queueing theory."""
 
     model: Literal["fixed"]
-    prefill_tokens_per_s: float = Field(gt=0)
-    tpot: Duration = Field(gt=0)
-    kv_capacity_tokens: float | None = Field(default=None, gt=0)
+    prefill_tokens_per_s: float = Field(ge=1e-2, le=MAX_TOKENS_PER_S)
+    tpot: Duration = Field(ge=1e-6, le=3600)
+    kv_capacity_tokens: float | None = Field(default=None, gt=0, le=1e12)
 
 
 class TablePerformanceSpec(Spec):
@@ -92,7 +100,7 @@ class TablePerformanceSpec(Spec):
 
     model: Literal["table"]
     path: str
-    kv_capacity_tokens: float | None = Field(default=None, gt=0)
+    kv_capacity_tokens: float | None = Field(default=None, gt=0, le=1e12)
 
     @model_validator(mode="after")
     def _relative_to_scenario(self, info: ValidationInfo) -> TablePerformanceSpec:
@@ -111,8 +119,8 @@ PerformanceSpec = Annotated[
 class AutoscaleSpec(Spec):
     """Replicas between min and max, sized so in-flight requests stay near the target."""
 
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
+    min: int = Field(ge=0, le=MAX_REPLICAS)
+    max: int = Field(ge=1, le=MAX_REPLICAS)
     target_utilization: float = Field(default=0.7, gt=0, le=1)
     scale_up_delay: Duration = Field(default=300.0, description="from decision to serving")
     scale_down_delay: Duration = Field(default=1800.0, description="low load this long")
@@ -131,14 +139,17 @@ class ServingSpec(DeploymentSpec):
     model: str
     gpu: str
     gpus_per_replica: int = Field(default=1, ge=1, le=64)
-    price_per_gpu_hour: float | None = Field(default=None, ge=0)
+    price_per_gpu_hour: float | None = Field(default=None, ge=0, le=MAX_USD_PER_GPU_HOUR)
     max_batch: int = Field(default=256, ge=1, le=100_000)
-    max_queue: int | None = Field(default=None, ge=0)
+    max_queue: int | None = Field(default=None, ge=0, le=100_000_000)
     chunked_prefill: bool = Field(
         default=False, description="prefill in chunks inside decode steps (vLLM-style)"
     )
     step_token_budget: int = Field(
-        default=2048, ge=1, description="with chunked prefill: tokens a step may process"
+        default=2048,
+        ge=1,
+        le=MAX_TOKENS,
+        description="with chunked prefill: tokens a step may process",
     )
     performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
 
@@ -163,6 +174,8 @@ class DedicatedSpec(ServingSpec):
     def _some(cls, value: int | AutoscaleSpec) -> int | AutoscaleSpec:
         if isinstance(value, int) and value < 1:
             raise ValueError("replicas must be >= 1 (or {min, max, ...} to autoscale)")
+        if isinstance(value, int) and value > MAX_REPLICAS:
+            raise ValueError(f"replicas must be at most {MAX_REPLICAS:,}, got {value:,}")
         return value
 
 
@@ -170,8 +183,8 @@ class ClusterSpec(ServingSpec):
     """A reserved GPU cluster: all its GPUs billed for the horizon, plus monthly extras."""
 
     kind: Literal["gpu_cluster"]
-    gpus: int = Field(ge=1)
-    extras_per_month: float = Field(default=0.0, ge=0, description="storage, network: USD")
+    gpus: int = Field(ge=1, le=MAX_CLUSTER_GPUS)
+    extras_per_month: float = Field(default=0.0, ge=0, le=1e9, description="storage, network: USD")
 
     @model_validator(mode="after")
     def _divisible(self) -> ClusterSpec:

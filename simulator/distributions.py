@@ -16,13 +16,14 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy.special import ndtr, ndtri
 
-from simulator.spec import Spec
+from simulator.limits import MAX_TOKENS
+from simulator.spec import Spec, TokenCount, TokenMean
 
 
 class TokenDistribution(Spec):
     """Base of the token-length laws: whole tokens, at least 1, at most `max`."""
 
-    max: int | None = Field(default=None, ge=1, description="clip drawn values at this many")
+    max: TokenCount | None = Field(default=None, description="clip drawn values at this many")
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
@@ -40,11 +41,11 @@ class TokenDistribution(Spec):
         return self.to_tokens(self.quantile(u))
 
     def to_tokens(self, raw: np.ndarray) -> np.ndarray:
-        """Round to whole tokens, floor at 1, clip at `max`."""
+        """Round to whole tokens, floor at 1, clip at `max` (and at MAX_TOKENS: a heavy tail
+        may draw beyond any context window)."""
         values: np.ndarray = np.rint(raw)
         np.maximum(values, 1, out=values)
-        if self.max is not None:
-            np.minimum(values, self.max, out=values)
+        np.minimum(values, MAX_TOKENS if self.max is None else self.max, out=values)
         whole: np.ndarray = values.astype(np.int64)
         return whole
 
@@ -61,7 +62,7 @@ class Fixed(TokenDistribution):
     """Every request has the same length."""
 
     dist: Literal["fixed"]
-    value: int = Field(ge=1)
+    value: TokenCount
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, float(self.value))
@@ -80,7 +81,7 @@ class Exponential(TokenDistribution):
     """Memoryless lengths (cv = 1)."""
 
     dist: Literal["exponential"]
-    mean_: float = Field(alias="mean", gt=0)
+    mean_: TokenMean = Field(alias="mean")
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.asarray(rng.exponential(self.mean_, n), dtype=np.float64)
@@ -102,8 +103,8 @@ class Lognormal(TokenDistribution):
     """Right-skewed lengths given by their mean and coefficient of variation."""
 
     dist: Literal["lognormal"]
-    mean_: float = Field(alias="mean", gt=0)
-    cv_: float = Field(alias="cv", gt=0)
+    mean_: TokenMean = Field(alias="mean")
+    cv_: float = Field(alias="cv", gt=0, le=100)
 
     @property
     def sigma(self) -> float:
@@ -136,8 +137,8 @@ class Uniform(TokenDistribution):
     """Whole numbers equally likely between `low` and `high`, both included."""
 
     dist: Literal["uniform"]
-    low: int = Field(ge=1)
-    high: int = Field(ge=1)
+    low: TokenCount
+    high: TokenCount
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -170,7 +171,7 @@ class Empirical(TokenDistribution):
     """Lengths drawn from observed values, optionally weighted."""
 
     dist: Literal["empirical"]
-    values: list[int] = Field(min_length=1)
+    values: list[TokenCount] = Field(min_length=1, max_length=1_000_000)
     weights: list[float] | None = None
 
     @model_validator(mode="after")
@@ -237,7 +238,7 @@ TokenDist = Annotated[
 class TokenPairs(Spec):
     """Input and output lengths drawn together from observed pairs (keeps their correlation)."""
 
-    pairs: list[tuple[int, int]] = Field(min_length=1)
+    pairs: list[tuple[TokenCount, TokenCount]] = Field(min_length=1, max_length=1_000_000)
     weights: list[float] | None = None
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ the environment runs until every request in flight has finished (drain).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ import simpy
 from simulator.arrivals import Closed
 from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, DeploymentSummary
 from simulator.deployments.base import EngineContext
+from simulator.errors import RunTooLargeError
+from simulator.limits import MAX_CLOSED_LOOP_REQUESTS as MAX_REQUESTS
 from simulator.records import Outcome, Reason, Records
 from simulator.scenario import Scenario
 from simulator.streams import DEPLOYMENT, stream
@@ -242,6 +245,19 @@ def _closed_client(
     while max(env.now, ready) < horizon:
         now = max(env.now, ready)
         n_in, n_out = tokens.next()
+        if records.count and not records.count & 0xFFFF:  # every 65,536 requests: on course?
+            projected = records.count * horizon / now if now > 0 else math.inf
+            if projected > MAX_REQUESTS:
+                course = (
+                    f"about {projected:,.0f} requests over the horizon"
+                    if math.isfinite(projected)
+                    else "requests without end (its answers take no time)"
+                )
+                raise RunTooLargeError(
+                    f"workloads.{context.scenario.workloads[workload].name}.arrivals: the "
+                    f"closed loop is on course for {course}; the limit is "
+                    f"{MAX_REQUESTS:,}. Give it a think_time or shorten the horizon."
+                )
         i = records.append(workload, now, n_in, n_out)
         if router.route(i, now):
             finish = records.finish[i]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.engine import RunResult, simulate
 from simulator.errors import RunTooLargeError
+from simulator.limits import MAX_TIMER_TICKS
 from simulator.report import build_report, combine_reports
 from simulator.scenario import Scenario
 
@@ -39,17 +40,30 @@ class Result:
 
 
 def check_size(scenario: Scenario, replications: int, force: bool = False) -> None:
-    """Refuse, up front, a run whose request count is absurd for this machine."""
-    expected = scenario.expected_requests()
-    if force or expected <= MAX_REQUESTS:
+    """Refuse, up front, a study whose work is absurd for this machine: its requests over
+    all replications (their records are all kept), or the timer events of one (thinning
+    candidates, traffic state switches, autoscaler evaluations), naming the cause."""
+    if force:
         return
-    seconds = expected * replications / REQUESTS_PER_SECOND
-    raise RunTooLargeError(
-        f"scenario {scenario.name!r} would simulate about {expected:,.0f} requests per "
-        f"replication x {replications} (about {expected * 60 / 1e9:.1f} GB of records and "
-        f"{seconds / 60:.0f} min); the limit is {MAX_REQUESTS:,}. Shorten the horizon, or "
-        "pass --force to run it anyway."
-    )
+    expected = scenario.expected_requests()
+    total = expected * replications
+    if total > MAX_REQUESTS:
+        seconds = total / REQUESTS_PER_SECOND
+        raise RunTooLargeError(
+            f"horizon, arrivals: scenario {scenario.name!r} would simulate about "
+            f"{expected:,.0f} requests per replication x {replications} (about "
+            f"{total * 60 / 1e9:.1f} GB of records and {seconds / 60:.0f} min); the limit is "
+            f"{MAX_REQUESTS:,}. Shorten the horizon, lower the rate or the replications, or "
+            "pass --force to run it anyway."
+        )
+    for cause, events in scenario.timer_work():
+        if events > MAX_TIMER_TICKS:
+            raise RunTooLargeError(
+                f"{cause}: scenario {scenario.name!r} would schedule about {events:,.0f} "
+                f"events per replication besides its requests; the limit is "
+                f"{MAX_TIMER_TICKS:,}. Lengthen the interval or durations, shorten the "
+                "horizon, or pass --force to run it anyway."
+            )
 
 
 def run(

@@ -18,7 +18,7 @@ from simulator.deployment_specs import AnyDeploymentSpec
 from simulator.distributions import TokenDist, TokenPairs
 from simulator.errors import ScenarioError
 from simulator.hardware import Architecture, architecture_names, find_architecture, find_gpu
-from simulator.spec import Spec
+from simulator.spec import Spec, TokenCount, UsdPer1M
 from simulator.units import DEFAULT_MONTH_S, Duration
 
 _SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
@@ -28,8 +28,8 @@ SLO_METRICS = ("ttft", "tpot", "e2e", "queue")
 class Price(Spec):
     """USD per 1M tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: UsdPer1M
+    output: UsdPer1M
 
 
 class ArchitectureSpec(Spec):
@@ -97,7 +97,7 @@ class ModelSpec(Spec):
     id: str | None = None
     price: Price | None = None
     batch_price: Price | None = None
-    context_length: int | None = Field(default=None, ge=1)
+    context_length: TokenCount | None = None
     architecture: ArchitectureSpec | None = None
 
     def resolved_architecture(self, name: str) -> Architecture | None:
@@ -273,6 +273,12 @@ class Scenario(Spec):
                     f"workloads.{w.name}.model: {w.model!r} is not a model of this scenario "
                     f"(models: {', '.join(self.models)})"
                 )
+            repeated = sorted({e for e in w.route if w.route.count(e) > 1})
+            if repeated:
+                problems.append(
+                    f"workloads.{w.name}.route: lists {', '.join(map(repr, repeated))} more "
+                    "than once (a deployment that refused a request refuses it again)"
+                )
             for entry in w.route:
                 if entry not in deployment_names:
                     problems.append(
@@ -330,3 +336,21 @@ class Scenario(Spec):
     def expected_requests(self) -> float:
         """Mean number of arrivals over the horizon in one replication."""
         return sum(w.arrivals.mean_rate() * self.horizon for w in self.workloads)
+
+    def timer_work(self) -> list[tuple[str, float]]:
+        """The work of one replication besides its requests, by the field that causes it:
+        random draws of the arrival processes beyond their arrivals (thinning candidates,
+        state switches) and the autoscalers' evaluations."""
+        from simulator.deployment_specs import AutoscaleSpec, DedicatedSpec
+
+        work = []
+        for w in self.workloads:
+            extra = w.arrivals.draws(self.horizon) - w.arrivals.mean_rate() * self.horizon
+            if extra > 0:
+                work.append((f"workloads.{w.name}.arrivals", extra))
+        for d in self.deployments:
+            if isinstance(d, DedicatedSpec) and isinstance(d.replicas, AutoscaleSpec):
+                work.append(
+                    (f"deployments.{d.name}.replicas.interval", self.horizon / d.replicas.interval)
+                )
+        return work

@@ -106,6 +106,10 @@ class Diurnal(ArrivalProcess):
         weekly_peak = max(self.weekly) / (sum(self.weekly) / 7) if self.weekly else 1.0
         return self.rate * daily_peak * weekly_peak
 
+    def draws(self, horizon: float) -> float:
+        """Thinning draws candidates at the peak rate."""
+        return self.peak_rate() * horizon
+
     def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         times = thinned_poisson(rng, self.peak_rate(), horizon, lambda t: self.intensity(t, clock))
         return Arrivals(times)

@@ -78,6 +78,12 @@ class MMPP(ArrivalProcess):
         asymptotic = 2 * (a.rate - b.rate) ** 2 * r1 * r2 / (s**3 * self.mean_rate())
         return 1.0 + asymptotic * (1.0 - (1.0 - math.exp(-s * window)) / (s * window))
 
+    def draws(self, horizon: float) -> float:
+        """Arrivals, and a switch of state each mean duration: n states over a cycle of the
+        sum of their mean durations."""
+        cycle = sum(s.mean_duration for s in self.states)
+        return self.mean_rate() * horizon + horizon * len(self.states) / cycle
+
     def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         n_states = len(self.states)
         rates = np.array([s.rate for s in self.states])
