@@ -119,17 +119,9 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
 
 def load_catalog_file(path: Path) -> PriceCatalog:
     """A user's LiteLLM-format price map; a clear error if it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(str(path), [f"cannot read the price catalog: {exc.strerror}"]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(
-            str(path), [f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"]
-        ) from None
-    return parse_litellm(data, str(path))
+    from simulator.files import parse_json, read_text
+
+    return parse_litellm(parse_json(read_text(path, "price catalog"), str(path)), str(path))
 
 
 @cache

@@ -14,20 +14,47 @@ from pydantic import ValidationError
 
 from simulator.catalog import load_catalog_file
 from simulator.errors import ScenarioError
+from simulator.files import MAX_TEXT_BYTES, read_text
 from simulator.scenario import Scenario
 from simulator.units import DEFAULT_MONTH_S, parse_duration
 
-MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_FILE_BYTES = MAX_TEXT_BYTES
 MAX_EXPANDED_NODES = 2_000_000
+MAX_DEPTH = 64
+"""Nesting of mappings and lists in a document (a scenario needs about 6)."""
 _TAG_KEYS = ("process", "dist", "kind", "format")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (YAML itself keeps the last,
+    silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key: construction reports it
+            if duplicate:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in this mapping", mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _expanded_size(root: yaml.Node) -> int:
-    """Nodes the document would have with every alias expanded (stops at the limit)."""
+    """Nodes the document would have with every alias expanded (stops at the limit), and
+    no deeper than MAX_DEPTH."""
     sizes: dict[int, int] = {}
     in_progress: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
+        if len(in_progress) > MAX_DEPTH:
+            raise ValueError(f"the document is nested more than {MAX_DEPTH} levels deep")
         node, children_done = stack.pop()
         key = id(node)
         if key in sizes:
@@ -64,7 +91,10 @@ def _expanded_size(root: yaml.Node) -> int:
 
 def parse_yaml(text: str, source: str) -> Any:
     """Safe YAML (JSON is YAML too), refusing documents whose aliases would explode."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise ScenarioError(source, [f"not valid YAML ({exc})"]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -79,6 +109,10 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ScenarioError(source, [f"not valid YAML ({exc})"]) from None
     except ValueError as exc:
         raise ScenarioError(source, [str(exc)]) from None
+    except RecursionError:
+        raise ScenarioError(
+            source, [f"the document is nested more than {MAX_DEPTH} levels deep"]
+        ) from None
     finally:
         loader.dispose()
 
@@ -167,17 +201,5 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
 def read_scenario_data(source: str | Path) -> tuple[Any, str, Path]:
     """The parsed, not yet validated, data of a scenario file, its name and its folder."""
     path = Path(source)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(str(path), [f"the file is {size:,} bytes; the limit is 16 MiB"])
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(str(path), ["no such file"]) from None
-    except IsADirectoryError:
-        raise ScenarioError(str(path), ["is a directory, expected a scenario file"]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(str(path), ["not a UTF-8 text file"]) from None
-    except OSError as exc:
-        raise ScenarioError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    text = read_text(path, "scenario file", MAX_FILE_BYTES)
     return parse_yaml(text, str(path)), str(path), path.parent

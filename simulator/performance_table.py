@@ -15,7 +15,7 @@ Two kinds of file:
 
 from __future__ import annotations
 
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import ScenarioError
+from simulator.files import parse_json, read_text
 from simulator.performance import LinearModel
 
 
@@ -41,7 +42,7 @@ def _from_csv(path: Path, kv_capacity: float | None) -> LinearModel:
 
     source = str(path)
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(io.StringIO(read_text(path, "performance table")))
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise ScenarioError(source, [f"not a readable CSV of step times ({exc})"]) from None
     required = ["phase", "batch_size", "context_tokens", "tokens", "seconds"]
@@ -50,10 +51,12 @@ def _from_csv(path: Path, kv_capacity: float | None) -> LinearModel:
         raise ScenarioError(source, [f"missing column {c!r}" for c in missing])
     for column in required[1:]:
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() | (values < 0)
+        bad = values.isna() | (values < 0) | ~np.isfinite(values.to_numpy(dtype=float))
         if bad.any():
             line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise ScenarioError(source, [f"line {line}, column {column!r}: expected a number >= 0"])
+            raise ScenarioError(
+                source, [f"line {line}, column {column!r}: expected a finite number >= 0"]
+            )
         frame[column] = values
     decode = frame[frame["phase"] == "decode"]
     prefill = frame[frame["phase"] == "prefill"]
@@ -101,8 +104,9 @@ def _vllm_points(results: list[dict[str, Any]], source: str) -> LinearModel:
                     "output_throughput must be numbers > 0"
                 ],
             ) from None
-        if min(tpot, ttft, throughput, mean_in) <= 0:
-            raise ScenarioError(source, [f"{where}: times and throughput must be > 0"])
+        figures = (completed, mean_in, mean_out, tpot, ttft, throughput)
+        if not all(math.isfinite(x) for x in figures) or min(tpot, ttft, throughput, mean_in) <= 0:
+            raise ScenarioError(source, [f"{where}: times and throughput must be finite and > 0"])
         batches.append(max(1.0, throughput * tpot))
         steps.append(tpot)
         contexts.append(mean_in + mean_out / 2)
@@ -118,14 +122,9 @@ def _vllm_points(results: list[dict[str, Any]], source: str) -> LinearModel:
 def fit_table(path: Path, kv_capacity: float | None) -> LinearModel:
     """A linear step-time model fitted to the measurements in `path`."""
     source = str(path)
-    if not path.is_file():
-        raise ScenarioError(source, ["no such performance table"])
     if path.suffix.lower() == ".csv":
         return _from_csv(path, kv_capacity)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(source, [f"line {exc.lineno}: not valid JSON ({exc.msg})"]) from None
+    data = parse_json(read_text(path, "performance table"), source)
     results = data if isinstance(data, list) else [data]
     if not results or not all(isinstance(r, dict) for r in results):
         raise ScenarioError(source, ["expected a vLLM result object or a list of them"])

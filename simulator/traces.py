@@ -16,7 +16,6 @@ Every problem is a `ScenarioError` naming the file and the line or column.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import ScenarioError
+from simulator.files import MAX_TRACE_BYTES, check_file, parse_json
+from simulator.limits import MAX_TOKENS
 
 TRACE_FORMATS = ("azure", "mooncake", "ragpulse", "openai-usage", "csv")
 
@@ -77,6 +78,14 @@ def _tokens(
     values: Any, source: str, column: str, first_line: int, lines: Any = None
 ) -> np.ndarray:
     numbers = _numbers(values, source, column, first_line, lines)
+    huge = numbers > MAX_TOKENS
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        line = int(lines[row]) if lines is not None else first_line + row
+        raise ScenarioError(
+            source,
+            [f"line {line}, column {column!r}: {numbers[row]:.0f} tokens is over {MAX_TOKENS:,}"],
+        )
     fractional = numbers != np.floor(numbers)
     if fractional.any():
         row = int(np.flatnonzero(fractional)[0])
@@ -116,12 +125,7 @@ def _read_jsonl(path: Path, source: str) -> list[tuple[int, dict[str, Any]]]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ScenarioError(
-                    source, [f"line {number}: not valid JSON ({exc.msg})"]
-                ) from None
+            row = parse_json(line, source, f"line {number}")
             if not isinstance(row, dict):
                 raise ScenarioError(source, [f"line {number}: expected a JSON object"])
             rows.append((number, row))
@@ -268,20 +272,15 @@ def _load(path: Path, fmt: str, columns: CsvColumns, mtime: float) -> Trace:
 
 def load_trace(path: Path, fmt: str, columns: CsvColumns | None = None) -> Trace:
     """The trace at `path` (cached per file version), or a ScenarioError saying what is wrong."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        raise ScenarioError(str(path), ["no such trace file"]) from None
-    except OSError as exc:
-        raise ScenarioError(str(path), [f"cannot read the trace: {exc.strerror}"]) from None
-    if path.is_dir():
-        raise ScenarioError(str(path), ["is a directory, expected a trace file"])
+    stat = check_file(path, "trace file", MAX_TRACE_BYTES)
     if stat.st_size == 0:
         raise ScenarioError(str(path), ["the file is empty"])
     try:
         return _load(path.resolve(), fmt, columns or CsvColumns(), stat.st_mtime)
     except UnicodeDecodeError:
         raise ScenarioError(str(path), ["not a UTF-8 text file"]) from None
+    except PermissionError:
+        raise ScenarioError(str(path), ["cannot read the trace file: permission denied"]) from None
 
 
 def mean_gap(trace: Trace) -> float:

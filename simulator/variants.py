@@ -11,7 +11,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import CapsimError, ScenarioError
+from simulator.errors import CapsimError
+from simulator.files import read_text
 from simulator.loader import parse_yaml
 
 
@@ -51,10 +52,7 @@ def parse_values(text: str, base_dir: Path) -> list[tuple[str, Any]]:
         path = (base_dir / text[1:]) if not Path(text[1:]).is_absolute() else Path(text[1:])
         if not path.is_file():
             path = Path(text[1:])
-        try:
-            data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-        except OSError as exc:
-            raise ScenarioError(str(path), [f"cannot read the values: {exc.strerror}"]) from None
+        data = parse_yaml(read_text(path, "value file"), str(path))
     elif text.lstrip().startswith("["):
         data = parse_yaml(text, "--vary")
     else:

@@ -224,7 +224,11 @@ def test_missing_trace_file_exits_2(tmp_path: Path) -> None:
     data["workloads"][0]["arrivals"] = {"process": "trace", "path": "gone.csv", "format": "azure"}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(data))
     out = capsim("run", str(tmp_path / "s.yaml"))
-    assert out.returncode == 2 and "gone.csv" in out.stderr and "no such trace file" in out.stderr
+    assert (
+        out.returncode == 2
+        and "gone.csv" in out.stderr
+        and "no such file (the trace file)" in out.stderr
+    )
 
 
 def test_fit_of_the_azure_conversation_trace_matches_its_rate_and_cv() -> None:
