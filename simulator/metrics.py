@@ -125,6 +125,43 @@ def _fixed_cost_shares(result: RunResult) -> np.ndarray:
     return shares
 
 
+UNATTRIBUTED = "(unattributed)"
+"""The row that carries the spend of reserved capacity no workload routes to."""
+
+
+def unattributed_row(result: RunResult, tag_keys: list[str]) -> dict[str, Any] | None:
+    """The fixed spend no workload carries (reserved deployments no route uses), as a row
+    of its own, so that workloads, models and every tag breakdown add up to the total."""
+    scenario = result.scenario
+    unused = [
+        (spec.name, summary.fixed_cost_usd)
+        for spec, summary in zip(scenario.deployments, result.summaries, strict=True)
+        if summary.fixed_cost_usd > 0 and not any(spec.name in w.route for w in scenario.workloads)
+    ]
+    if not unused:
+        return None
+    cost = sum(c for _, c in unused)
+    return {
+        "name": UNATTRIBUTED,
+        "model": UNATTRIBUTED,
+        "tags": dict.fromkeys(tag_keys, UNATTRIBUTED),
+        "unattributed": True,
+        "deployments": [name for name, _ in unused],
+        "requests": 0,
+        "completed": 0,
+        "rejected": 0,
+        "rejected_context_length": 0,
+        "rejected_no_capacity": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        **cost_figures(cost, 0, scenario.horizon, scenario.month),
+        "latency": {
+            f"{k}_s": latency_summary(np.empty(0)) for k in ("ttft", "tpot", "e2e", "queue")
+        },
+        "slo": [],
+    }
+
+
 def workload_rows(result: RunResult) -> list[dict[str, Any]]:
     """Per-workload counts, tokens, costs, latency and SLO entries."""
     scenario, r = result.scenario, result.records

@@ -11,7 +11,13 @@ import numpy as np
 from scipy.special import stdtrit
 
 from simulator.engine import RunResult
-from simulator.metrics import cost_figures, deployment_rows, grouped_rows, workload_rows
+from simulator.metrics import (
+    cost_figures,
+    deployment_rows,
+    grouped_rows,
+    unattributed_row,
+    workload_rows,
+)
 from simulator.records import Outcome
 
 UNTAGGED = "(untagged)"
@@ -32,15 +38,17 @@ def build_report(result: RunResult) -> dict[str, Any]:
     """One run's report (a plain dict; see the README for every key)."""
     scenario, r = result.scenario, result.records
     horizon, month = scenario.horizon, scenario.month
+    tag_keys = sorted({k for w in scenario.workloads for k in w.tags})
     workloads = workload_rows(result)
+    idle = unattributed_row(result, tag_keys)
+    if idle is not None:
+        workloads.append(idle)
     deployments = deployment_rows(result)
     completed = r.outcome == Outcome.COMPLETED
     n_in = int(r.input_tokens[completed].sum())
     n_out = int(r.output_tokens[completed].sum())
     total_cost = sum(d["cost_usd"] for d in deployments)
     in_flight = int(np.sum((r.arrival < horizon) & completed & (r.finish > horizon)))
-
-    tag_keys = sorted({k for w in scenario.workloads for k in w.tags})
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -88,6 +96,7 @@ def _interval(values: list[float]) -> list[float]:
 
 
 _NOT_AVERAGED = {
+    "replicas_timeline",  # each replication's own: the first one's is kept
     "seed",
     "replication",
     "horizon_s",
@@ -116,6 +125,8 @@ def _combine(values: list[Any], key: str | None) -> tuple[Any, list[float] | Non
             merged["overloaded"] = bool(merged["overloaded"] > 0)
         return merged, None
     if isinstance(first, list):
+        if key in _NOT_AVERAGED or any(len(v) != len(first) for v in values):
+            return first, None  # per-run data (a timeline): the first replication's
         return [_combine(list(items), None)[0] for items in zip(*values, strict=True)], None
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if key in _NOT_AVERAGED or not numbers or len(numbers) != len(values):

@@ -100,7 +100,8 @@ class BatchQueue(DeploymentModel):
     def summary(self) -> DeploymentSummary:
         horizon = self.context.scenario.horizon
         return DeploymentSummary(
-            utilization=self.tokens_processed / (self.rate * horizon),
+            # over the horizon and the drain after it (a queue still busy at the horizon)
+            utilization=self.tokens_processed / (self.rate * max(horizon, self.busy_until)),
             extra={
                 "tokens_per_s": self.rate,
                 "peak_enqueued_tokens": self.peak_enqueued,
