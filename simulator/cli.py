@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from simulator.catalog import bundled_catalog, load_catalog_file
-from simulator.errors import CapsimError
+from simulator.errors import CapsimError, RunTooLargeError
+from simulator.files import check_out_dir
 from simulator.loader import load_scenario
 from simulator.render import console_for_tables, overload_warning, print_table, to_csv
 from simulator.report import to_json
@@ -53,6 +55,18 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[float], None] | N
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
+
+
+@contextmanager
+def _naming(path: Path | None) -> Iterator[None]:
+    """Errors found while running (a run too large, a closed loop that never ends) name
+    the scenario file, as errors found while loading do."""
+    try:
+        yield
+    except RunTooLargeError as exc:
+        if path is None or str(exc).startswith(str(path)):
+            raise
+        raise CapsimError(f"{path}: {exc}") from None
 
 
 force_option = click.option(
@@ -97,8 +111,11 @@ def run_command(
 ) -> None:
     """Simulate SCENARIO and print its report."""
     spec = load_scenario(scenario)
+    if out is not None:
+        check_out_dir(out)
     big = spec.expected_requests() * (replications or spec.replications) >= PROGRESS_MIN_REQUESTS
-    with _progress(big and not quiet, f"simulating {spec.name}") as progress:
+    label = f"simulating {spec.name}"
+    with _progress(big and not quiet, label) as progress, _naming(scenario):
         result = run(spec, seed=seed, replications=replications, progress=progress, force=force)
     if fmt == "json":
         click.echo(to_json(result.report))
@@ -166,7 +183,8 @@ def compare_command(
         if len(scenarios) < 2:
             raise CapsimError("give two or more scenarios, or one with --vary PATH=VALUES")
         variants = [Variant(p.stem, load_scenario(p)) for p in scenarios]
-    with _progress(not quiet, "comparing") as progress:
+    named = scenarios[0] if len(scenarios) == 1 else None
+    with _progress(not quiet, "comparing") as progress, _naming(named):
         results = compare(variants, replications, seed, progress, force)
     if fmt == "json":
         click.echo(to_json({"variants": results}))
@@ -219,7 +237,9 @@ def plan_command(
     from simulator.studies.plan import plan
 
     spec = load_scenario(scenario)
-    with _progress(not quiet, f"planning {spec.name}") as progress:
+    if out is not None:
+        check_out_dir(out)
+    with _progress(not quiet, f"planning {spec.name}") as progress, _naming(scenario):
         if gpus:
             from simulator.studies.plan import plan_gpu_types
 
@@ -314,11 +334,9 @@ def sweep_command(
     if workers is not None and dask_address is not None:
         raise CapsimError("give --workers or --dask, not both")
     data, source, base_dir = read_scenario_data(scenario)
-    try:
-        grid_text = grid_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CapsimError(f"{grid_path}: cannot read the grid: {exc.strerror}") from None
-    points = grid_points(parse_yaml(grid_text, str(grid_path)))
+    from simulator.files import read_text
+
+    points = grid_points(parse_yaml(read_text(grid_path, "grid"), str(grid_path)))
     with _progress(not quiet, f"sweeping {len(points)} runs") as progress:
         rows = sweep(data, base_dir, source, points, workers, dask_address, progress)
     if fmt == "json":
@@ -608,16 +626,34 @@ def fit_comment(log: Path, fmt: str, quality: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Terminated(Exception):
+    """SIGTERM: stop as Ctrl-C does (outputs are written atomically, so none is half done)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command group; a CapsimError becomes one message and exit 2."""
+    """Entry point: run the command group; a CapsimError becomes one message and exit 2;
+    Ctrl-C exits 130 and SIGTERM 143, as shells expect, with no traceback."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="capsim", standalone_mode=False)
     except CapsimError as exc:
         _fail(str(exc))
     except click.exceptions.Abort:
-        _fail("aborted")
+        click.echo("capsim: interrupted", err=True)
+        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted")
+        click.echo("capsim: interrupted", err=True)
+        sys.exit(130)
+    except Terminated:
+        click.echo("capsim: terminated", err=True)
+        sys.exit(143)

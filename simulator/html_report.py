@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.files import write_atomic, write_text_atomic
 from simulator.records import Outcome
 from simulator.render import overload_warning
 from simulator.report import to_json
@@ -62,6 +63,8 @@ def crossover_plot(result: Result) -> str:
     tokens = (report["totals"]["input_tokens"] + report["totals"]["output_tokens"]) * scale
     serverless = batch = 0.0
     for w in report["workloads"]:
+        if w.get("unattributed"):
+            continue
         spec = scenario.workload(w["name"])
         model = scenario.models[spec.model]
         price = model.serverless_price
@@ -267,17 +270,17 @@ def run_warnings(report: dict[str, Any]) -> list[str]:
 def write_run_outputs(result: Result, out: Path) -> list[Path]:
     """report.json, records (Parquet with pyarrow, else CSV) and report.html."""
     out.mkdir(parents=True, exist_ok=True)
-    report_path = out / "report.json"
-    report_path.write_text(to_json(result.report) + "\n")
     frame = result.records
     try:
         import pyarrow  # noqa: F401
 
         records_path = out / "records.parquet"
-        frame.to_parquet(records_path, index=False)
+        write_atomic(records_path, lambda tmp: frame.to_parquet(tmp, index=False))
     except ImportError:
         records_path = out / "records.csv"
-        frame.to_csv(records_path, index=False)
+        write_atomic(records_path, lambda tmp: frame.to_csv(tmp, index=False))
+    report_path = out / "report.json"
+    write_text_atomic(report_path, to_json(result.report) + "\n")
     totals = result.report["totals"]
     summary = (
         f"{totals['requests']:,.0f} requests over {result.scenario.horizon / 3600:g} h: "
@@ -292,7 +295,7 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
         warnings=run_warnings(result.report),
     )
     html_path = out / "report.html"
-    html_path.write_text(page, encoding="utf-8")
+    write_text_atomic(html_path, page)
     return [report_path, records_path, html_path]
 
 
@@ -302,7 +305,7 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
     result: Result | None = plan.get("_results")
     clean = {k: v for k, v in plan.items() if k != "_results"}
     plan_path = out / "plan.json"
-    plan_path.write_text(json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
+    write_text_atomic(plan_path, json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
     written = [plan_path]
     images = [("Plan search: cost and SLO attainment against replicas", search_plot(clean))]
     if result is not None:
@@ -320,5 +323,5 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
         warnings=run_warnings(result.report) if result is not None else None,
     )
     html_path = out / "report.html"
-    html_path.write_text(page, encoding="utf-8")
+    write_text_atomic(html_path, page)
     return [*written, html_path]
