@@ -96,3 +96,68 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "workloads": workloads,
         "deployments": [draw(deployments(n)) for n in names],
     }
+
+
+@st.composite
+def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
+    """A dedicated pool (reserved or autoscaled) or a GPU cluster of Llama-3.1-8B replicas,
+    with fixed or roofline speeds; `routed` says whether some route will use it."""
+    performance = draw(
+        st.sampled_from(
+            [
+                {"model": "fixed", "prefill_tokens_per_s": 20_000, "tpot": 0.02},
+                {"model": "roofline", "precision": "fp8"},
+            ]
+        )
+    )
+    spec: dict[str, Any] = {
+        "name": name,
+        "model": "a",
+        "gpu": "H100-SXM",
+        "price_per_gpu_hour": draw(st.floats(0.5, 10)),
+        "max_batch": draw(st.integers(1, 64)),
+        "performance": performance,
+    }
+    if draw(st.booleans()):
+        spec["max_queue"] = draw(st.integers(0, 16))
+    kind = draw(st.sampled_from(["reserved", "autoscaled", "cluster"]))
+    if kind == "cluster":
+        return {
+            **spec,
+            "kind": "gpu_cluster",
+            "gpus": draw(st.integers(1, 3)),
+            "extras_per_month": 100.0,
+        }
+    if kind == "autoscaled":
+        low = draw(st.integers(0, 2))
+        spec["replicas"] = {
+            "min": low,
+            "max": low + draw(st.integers(1, 3)),
+            "interval": draw(st.floats(10, 120)),
+            "scale_up_delay": draw(st.floats(0, 120)),
+            "scale_down_delay": draw(st.floats(0, 300)),
+        }
+    else:
+        spec["replicas"] = draw(st.integers(1, 3))
+    return {**spec, "kind": "dedicated"}
+
+
+@st.composite
+def fleet_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """Scenarios with dedicated capacity: pools that take traffic and spill to serverless,
+    and sometimes a reserved pool no route uses (its idle spend must still be carried)."""
+    data = draw(scenarios())
+    data["horizon"] = draw(st.floats(60, 600))
+    data["models"]["a"] = {**data["models"]["a"], "architecture": {"like": "llama-3.1-8b"}}
+    data["models"]["a"]["context_length"] = 40_000
+    fleet = draw(fleets("pool", routed=True))
+    deployments = [fleet, *data["deployments"]]
+    if draw(st.booleans()):
+        deployments.append(draw(fleets("spare", routed=False)))
+    for workload in data["workloads"]:
+        workload["model"] = "a"
+        if draw(st.booleans()):
+            workload["route"] = ["pool", *workload["route"]]
+    data["deployments"] = deployments
+    data["replications"] = draw(st.integers(1, 3))
+    return data

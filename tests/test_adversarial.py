@@ -1,0 +1,790 @@
+"""Hostile input, every command: exit 2 with the file and the field named, never a
+traceback, a hang or a wrong bill (README's promise; STYLE.md 14). Hand-written cases for
+each class a campaign found, and a hypothesis mutator of valid scenarios and files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.adversary import (
+    assert_kept,
+    assert_refused,
+    capsim_here,
+    nested,
+    paths,
+    set_at,
+)
+
+BASE: dict[str, Any] = {
+    "name": "hostile",
+    "seed": 1,
+    "horizon": "60s",
+    "models": {
+        "m": {
+            "price": {"input": 0.9, "output": 3.3},
+            "context_length": 100_000,
+            "architecture": {"like": "llama-3.1-8b"},
+        }
+    },
+    "workloads": [
+        {
+            "name": "chat",
+            "model": "m",
+            "tags": {"tenant": "acme"},
+            "arrivals": {"process": "poisson", "rate": "2/s"},
+            "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 0.5},
+            "output_tokens": {"dist": "fixed", "value": 100},
+            "slo": {"ttft_p95": "2s"},
+            "route": ["pool", "serverless"],
+        }
+    ],
+    "deployments": [
+        {
+            "name": "pool",
+            "kind": "dedicated",
+            "model": "m",
+            "gpu": "H100-SXM",
+            "replicas": 1,
+            "price_per_gpu_hour": 2.0,
+            "max_batch": 16,
+            "max_queue": 4,
+        },
+        {"name": "serverless", "kind": "serverless"},
+    ],
+}
+
+W = ("workloads", 0)
+POOL = ("deployments", 0)
+BIG = 10**20
+
+# (what, where, value, a word the message must name)
+FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
+    # overflow and non-finite numbers
+    ("fixed tokens past int64", (*W, "input_tokens"), {"dist": "fixed", "value": BIG}, "value"),
+    ("fixed tokens 1e20", (*W, "input_tokens"), {"dist": "fixed", "value": 1e20}, "value"),
+    ("fixed tokens 2^63", (*W, "output_tokens"), {"dist": "fixed", "value": 2**63}, "value"),
+    (
+        "lognormal mean inf",
+        (*W, "input_tokens"),
+        {"dist": "lognormal", "mean": math.inf, "cv": 1},
+        "mean",
+    ),
+    (
+        "lognormal mean nan",
+        (*W, "input_tokens"),
+        {"dist": "lognormal", "mean": math.nan, "cv": 1},
+        "mean",
+    ),
+    (
+        "lognormal cv inf",
+        (*W, "input_tokens"),
+        {"dist": "lognormal", "mean": 10, "cv": math.inf},
+        "cv",
+    ),
+    (
+        "exponential mean 1e300",
+        (*W, "input_tokens"),
+        {"dist": "exponential", "mean": 1e300},
+        "mean",
+    ),
+    (
+        "uniform high 1e30",
+        (*W, "input_tokens"),
+        {"dist": "uniform", "low": 1, "high": 10**30},
+        "high",
+    ),
+    (
+        "uniform high < low",
+        (*W, "input_tokens"),
+        {"dist": "uniform", "low": 9, "high": 3},
+        "input_tokens",
+    ),
+    (
+        "empirical value 1e20",
+        (*W, "input_tokens"),
+        {"dist": "empirical", "values": [BIG]},
+        "values",
+    ),
+    (
+        "empirical weight nan",
+        (*W, "input_tokens"),
+        {"dist": "empirical", "values": [1, 2], "weights": [math.nan, 1]},
+        "input_tokens",
+    ),
+    (
+        "empirical weights zero",
+        (*W, "input_tokens"),
+        {"dist": "empirical", "values": [1], "weights": [0]},
+        "input_tokens",
+    ),
+    ("max past int64", (*W, "input_tokens"), {"dist": "fixed", "value": 5, "max": BIG}, "max"),
+    ("token pairs 1e20", (*W, "token_pairs"), {"pairs": [[BIG, 5]]}, "token_pairs"),
+    ("price inf", ("models", "m", "price"), {"input": math.inf, "output": 1}, "price"),
+    ("price nan", ("models", "m", "price"), {"input": math.nan, "output": 1}, "price"),
+    ("price negative", ("models", "m", "price"), {"input": -1, "output": 1}, "price"),
+    ("price 1e30", ("models", "m", "price"), {"input": 1e30, "output": 1}, "price"),
+    ("context length 1e20", ("models", "m", "context_length"), BIG, "context_length"),
+    ("context length 0", ("models", "m", "context_length"), 0, "context_length"),
+    ("rate inf", (*W, "arrivals"), {"process": "poisson", "rate": math.inf}, "rate"),
+    ("rate nan", (*W, "arrivals"), {"process": "poisson", "rate": math.nan}, "rate"),
+    ("rate negative", (*W, "arrivals"), {"process": "poisson", "rate": "-3/s"}, "rate"),
+    ("rate unit unknown", (*W, "arrivals"), {"process": "poisson", "rate": "3/fortnight"}, "rate"),
+    ("gamma cv 0", (*W, "arrivals"), {"process": "gamma", "rate": "1/s", "cv": 0}, "cv"),
+    ("gamma cv inf", (*W, "arrivals"), {"process": "gamma", "rate": "1/s", "cv": math.inf}, "cv"),
+    (
+        "diurnal peak inf",
+        (*W, "arrivals"),
+        {"process": "diurnal", "rate": "1/s", "peak_to_mean": math.inf},
+        "peak_to_mean",
+    ),
+    ("GPU price inf", (*POOL, "price_per_gpu_hour"), math.inf, "price_per_gpu_hour"),
+    ("GPU price 1e12", (*POOL, "price_per_gpu_hour"), 1e12, "price_per_gpu_hour"),
+    ("GPU price nan", (*POOL, "price_per_gpu_hour"), math.nan, "price_per_gpu_hour"),
+    (
+        "fixed prefill inf",
+        (*POOL, "performance"),
+        {"model": "fixed", "prefill_tokens_per_s": math.inf, "tpot": "1ms"},
+        "prefill_tokens_per_s",
+    ),
+    (
+        "fixed tpot 1e-15",
+        (*POOL, "performance"),
+        {"model": "fixed", "prefill_tokens_per_s": 1e3, "tpot": 1e-15},
+        "tpot",
+    ),
+    ("roofline mfu nan", (*POOL, "performance"), {"model": "roofline", "mfu": math.nan}, "mfu"),
+    (
+        "kv capacity inf",
+        (*POOL, "performance"),
+        {
+            "model": "fixed",
+            "prefill_tokens_per_s": 1e3,
+            "tpot": "1ms",
+            "kv_capacity_tokens": math.inf,
+        },
+        "kv_capacity_tokens",
+    ),
+    (
+        "serverless speed inf",
+        ("deployments", 1, "output_tokens_per_s"),
+        math.inf,
+        "output_tokens_per_s",
+    ),
+    (
+        "serverless speed 1e-300",
+        ("deployments", 1, "output_tokens_per_s"),
+        1e-300,
+        "output_tokens_per_s",
+    ),
+    ("serverless ttft 1e300 s", ("deployments", 1, "ttft"), "1e300s", "ttft"),
+    (
+        "rate limit nan",
+        ("deployments", 1, "rate_limit"),
+        {"requests_per_min": math.nan},
+        "requests_per_min",
+    ),
+    (
+        "batch rate inf",
+        ("deployments", 1),
+        {"name": "serverless", "kind": "batch", "tokens_per_s": math.inf},
+        "tokens_per_s",
+    ),
+    ("horizon nan", ("horizon",), math.nan, "horizon"),
+    ("horizon negative", ("horizon",), -1, "horizon"),
+    ("horizon zero", ("horizon",), "0s", "horizon"),
+    ("horizon words", ("horizon",), "a fortnight", "horizon"),
+    ("month zero", ("month",), "0s", "month"),
+    ("month inf", ("month",), math.inf, "month"),
+    ("warmup past horizon", ("warmup",), "2h", "warmup"),
+    ("seed negative", ("seed",), -1, "seed"),
+    ("replications 1e6", ("replications",), 10**6, "replications"),
+    (
+        "extras inf",
+        POOL,
+        {
+            "name": "pool",
+            "kind": "gpu_cluster",
+            "model": "m",
+            "gpu": "H100-SXM",
+            "gpus": 8,
+            "extras_per_month": math.inf,
+        },
+        "extras_per_month",
+    ),
+    # structure
+    (
+        "a route listing a deployment three times",
+        (*W, "route"),
+        ["pool", "pool", "pool"],
+        "more than once",
+    ),
+    ("an empty route", (*W, "route"), [], "route"),
+    ("a route to nowhere", (*W, "route"), ["nowhere"], "nowhere"),
+    ("tags nested", (*W, "tags"), {"a": {"b": 1}}, "tags"),
+    ("name a mapping", ("name",), {"x": 1}, "name"),
+    ("workloads a string", ("workloads",), "chat", "workloads"),
+    ("deployments null", ("deployments",), None, "deployments"),
+    ("unknown key", (*W, "arrivalz"), 1, "arrivalz"),
+    ("unknown process", (*W, "arrivals"), {"process": "hawkes", "rate": 1}, "arrivals"),
+    ("unknown GPU", (*POOL, "gpu"), "H900", "H900"),
+    (
+        "model too big for the GPUs",
+        ("models", "m", "architecture"),
+        {"like": "llama-3.1-405b"},
+        "pool",
+    ),
+    ("unknown architecture", ("models", "m", "architecture"), {"like": "gpt-9"}, "gpt-9"),
+    ("SLO key unknown", (*W, "slo"), {"ttft_p100": "1s"}, "ttft_p100"),
+    ("SLO target inf", (*W, "slo"), {"ttft_p95": math.inf}, "ttft_p95"),
+    ("deeply nested tags", (*W, "tags"), {"deep": nested(120)}, "nested"),
+    ("deeply nested arrivals", (*W, "arrivals"), nested(150), "nested"),
+    # runaway work, refused up front (or as soon as it shows)
+    ("replicas 1e8", (*POOL, "replicas"), 100_000_000, "replicas"),
+    ("autoscale max 1e9", (*POOL, "replicas"), {"min": 1, "max": 10**9}, "max"),
+    (
+        "cluster of 1e9 GPUs",
+        POOL,
+        {"name": "pool", "kind": "gpu_cluster", "model": "m", "gpu": "H100-SXM", "gpus": 10**9},
+        "gpus",
+    ),
+    ("max_batch 1e12", (*POOL, "max_batch"), 10**12, "max_batch"),
+    ("gpus_per_replica 1e9", (*POOL, "gpus_per_replica"), 10**9, "gpus_per_replica"),
+    ("rate 1e30/s", (*W, "arrivals"), {"process": "poisson", "rate": "1e30/s"}, "arrivals"),
+    (
+        "batch jobs every 1 us",
+        (*W, "arrivals"),
+        {"process": "batch_jobs", "every": 1e-6, "requests": 1000},
+        "arrivals",
+    ),
+    ("horizon 1e300 s", ("horizon",), "1e300s", "horizon"),
+]
+
+
+def _write(tmp_path: Path, data: Any, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_the_base_scenario_is_valid(tmp_path: Path) -> None:
+    result = capsim_here("run", str(_write(tmp_path, BASE)), "--format", "json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["requests"] > 0
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [(w, v, f) for _, w, v, f in FIELD_CASES],
+    ids=[c[0] for c in FIELD_CASES],
+)
+def test_a_bad_field_is_refused_with_the_file_and_field(
+    tmp_path: Path, where: tuple[Any, ...], value: Any, field: str
+) -> None:
+    path = _write(tmp_path, set_at(BASE, where, value))
+    result = capsim_here("run", str(path), "--format", "json")
+    assert_refused(result, str(path), field)
+
+
+# runaway work that validates but would not finish: refused up front with the cause
+WORK_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "autoscaler every millisecond for a month",
+        {
+            **BASE,
+            "horizon": "30d",
+            "workloads": [
+                {**BASE["workloads"][0], "arrivals": {"process": "poisson", "rate": "1/h"}}
+            ],
+            "deployments": [
+                {**BASE["deployments"][0], "replicas": {"min": 1, "max": 4, "interval": "1ms"}},
+                BASE["deployments"][1],
+            ],
+        },
+        "deployments.pool.replicas.interval",
+    ),
+    (
+        "MMPP switching every nanosecond",
+        set_at(
+            BASE,
+            (*W, "arrivals"),
+            {
+                "process": "mmpp",
+                "states": [
+                    {"rate": "1/s", "mean_duration": 1e-9},
+                    {"rate": 0, "mean_duration": 1e-9},
+                ],
+            },
+        ),
+        "workloads.chat.arrivals",
+    ),
+    (
+        "diurnal thinning at a huge peak",
+        {
+            **set_at(
+                BASE, (*W, "arrivals"), {"process": "diurnal", "rate": "20/s", "peak_to_mean": 1000}
+            ),
+            "horizon": "7d",
+        },
+        "workloads.chat.arrivals",
+    ),
+    (
+        "a closed loop whose answers take no time",
+        {
+            **BASE,
+            "horizon": "1d",
+            "workloads": [
+                {
+                    **BASE["workloads"][0],
+                    "arrivals": {"process": "closed", "concurrency": 50},
+                    "route": ["instant"],
+                }
+            ],
+            "deployments": [
+                {"name": "instant", "kind": "serverless", "ttft": 0, "output_tokens_per_s": 1e9}
+            ],
+        },
+        "closed loop",
+    ),
+    (
+        "replications that together are too many requests",
+        {
+            **set_at(BASE, (*W, "arrivals"), {"process": "poisson", "rate": "100/s"}),
+            "horizon": "1d",
+            "replications": 10,
+        },
+        "replication",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"), [(d, c) for _, d, c in WORK_CASES], ids=[c[0] for c in WORK_CASES]
+)
+def test_runaway_work_is_refused_naming_its_cause(
+    tmp_path: Path, data: dict[str, Any], cause: str
+) -> None:
+    path = _write(tmp_path, data)
+    result = capsim_here("run", str(path), "--format", "json", limit=30)
+    assert_refused(result, str(path), cause)
+
+
+TEXT_CASES: list[tuple[str, str]] = [
+    (
+        "a key given twice",
+        "name: a\nname: b\nhorizon: 1m\nmodels: {}\nworkloads: []\ndeployments: []\n",
+    ),
+    ("a nested key given twice", "name: a\nmodels: {m: {price: {input: 1, input: 2}}}\n"),
+    ("binary", "\x00\x01\x02\x03"),
+    ("deep flow list", "name: " + "[" * 5000 + "]" * 5000),
+    ("deep flow mapping", "name: " + "{a: " * 3000 + "1" + "}" * 3000),
+    (
+        "alias bomb",
+        "a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n",
+    ),
+    ("recursive alias", "a: &a [*a]\n"),
+    ("a list at the top", "- 1\n- 2\n"),
+    ("a scalar at the top", "42\n"),
+    ("empty", ""),
+    ("only a comment", "# nothing\n"),
+    ("tabs", "name:\t\tx\n\thorizon: 1\n"),
+    ("JSON with NaN", '{"name": "x", "seed": NaN}'),
+    ("unclosed quote", 'name: "x\n'),
+    ("a python tag", "name: !!python/object:os.system {}\n"),
+    ("a huge number", "name: x\nseed: " + "9" * 5000 + "\n"),
+]
+
+
+@pytest.mark.parametrize("text", [t for _, t in TEXT_CASES], ids=[c[0] for c in TEXT_CASES])
+def test_a_bad_scenario_text_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    for command in (["validate"], ["run"]):
+        assert_refused(capsim_here(*command, str(path)), str(path))
+
+
+def test_non_utf8_and_oversized_and_special_files_are_refused(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: café\n".encode("latin-1"))
+    assert_refused(capsim_here("validate", str(latin)), str(latin), "UTF-8")
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as handle:  # sparse: 17 MiB claimed, nothing written
+        handle.truncate(17 * 1024 * 1024)
+    assert_refused(capsim_here("validate", str(big)), str(big), "limit")
+    assert_refused(capsim_here("validate", str(tmp_path)), str(tmp_path), "directory")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    assert_refused(capsim_here("validate", str(fifo), limit=10), str(fifo), "regular file")
+    assert_refused(capsim_here("validate", "/dev/zero", limit=10), "/dev/zero", "regular file")
+
+
+def _scenario_with(tmp_path: Path, **changes: Any) -> Path:
+    return _write(tmp_path, {**BASE, **changes})
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero", "directory", "latin-1", "missing"])
+@pytest.mark.parametrize("role", ["catalog", "trace", "table", "grid", "values"])
+def test_every_file_a_scenario_or_command_names_is_read_with_care(
+    tmp_path: Path, role: str, special: str
+) -> None:
+    """Catalogs, traces, performance tables, sweep grids and --vary value files: a FIFO or
+    a device is not read forever, a folder or bad bytes are refused, each naming the file."""
+    if special == "fifo":
+        target = tmp_path / "thing"
+        os.mkfifo(target)
+    elif special == "/dev/zero":
+        target = Path("/dev/zero")
+    elif special == "directory":
+        target = tmp_path / "folder"
+        target.mkdir()
+    elif special == "latin-1":
+        target = tmp_path / "latin.txt"
+        target.write_bytes("é,ü\n1,2\n".encode("latin-1") + b"\xff\xfe")
+    else:
+        target = tmp_path / "missing.json"
+    if role == "catalog":
+        argv = ["validate", str(_scenario_with(tmp_path, catalog=str(target)))]
+    elif role == "trace":
+        workload = {
+            **BASE["workloads"][0],
+            "arrivals": {"process": "trace", "path": str(target), "format": "azure"},
+        }
+        argv = ["validate", str(_scenario_with(tmp_path, workloads=[workload]))]
+    elif role == "table":
+        pool = {**BASE["deployments"][0], "performance": {"model": "table", "path": str(target)}}
+        argv = [
+            "validate",
+            str(_scenario_with(tmp_path, deployments=[pool, BASE["deployments"][1]])),
+        ]
+    elif role == "grid":
+        argv = ["sweep", str(_write(tmp_path, BASE)), "--grid", str(target), "--workers", "1"]
+    else:
+        argv = ["compare", str(_write(tmp_path, BASE)), "--vary", f"seed=@{target}"]
+    result = capsim_here(*argv, limit=20)
+    assert_refused(result, str(target) if special != "/dev/zero" else "/dev/zero")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"completed": NaN, "total_input_tokens": 1, "total_output_tokens": 1, "mean_tpot_ms": 1, "mean_ttft_ms": 1, "output_throughput": 1}',
+        '{"completed": 10, "total_input_tokens": 1e400, "total_output_tokens": 1, "mean_tpot_ms": 1, "mean_ttft_ms": 1, "output_throughput": 1}',
+        '{"completed": 10, "total_input_tokens": 100, "total_output_tokens": 100, "mean_tpot_ms": Infinity, "mean_ttft_ms": 1, "output_throughput": 1}',
+        "[" * 3000 + "]" * 3000,
+    ],
+    ids=["nan", "overflow", "infinity", "deep"],
+)
+def test_non_finite_or_deep_performance_tables_are_refused(tmp_path: Path, text: str) -> None:
+    table = tmp_path / "vllm.json"
+    table.write_text(text)
+    pool = {**BASE["deployments"][0], "performance": {"model": "table", "path": str(table)}}
+    path = _scenario_with(tmp_path, deployments=[pool, BASE["deployments"][1]])
+    assert_refused(capsim_here("run", str(path)), str(table))
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "word"),
+    [
+        (
+            "TIMESTAMP,ContextTokens,GeneratedTokens",
+            "2023-11-16 18:15:46.6805900,10000000000000000000,5",
+            "tokens",
+        ),
+        (
+            "TIMESTAMP,ContextTokens,GeneratedTokens",
+            "2023-11-16 18:15:46.6805900,inf,5",
+            "ContextTokens",
+        ),
+        (
+            "TIMESTAMP,ContextTokens,GeneratedTokens",
+            "2023-11-16 18:15:46.6805900,-4,5",
+            "ContextTokens",
+        ),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens", "yesterday,4,5", "TIMESTAMP"),
+    ],
+    ids=["tokens past int64", "infinite tokens", "negative tokens", "bad time"],
+)
+def test_bad_trace_rows_are_refused_with_the_line(
+    tmp_path: Path, header: str, row: str, word: str
+) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text(f"{header}\n{row}\n")
+    workload = {
+        **BASE["workloads"][0],
+        "arrivals": {"process": "trace", "path": str(trace), "format": "azure"},
+    }
+    path = _scenario_with(tmp_path, workloads=[workload])
+    assert_refused(capsim_here("run", str(path)), str(trace), word)
+
+
+def test_a_deep_jsonl_trace_line_is_refused(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text(
+        '{"timestamp": 1, "input_length": 5, "output_length": 5}\n' + "[" * 5000 + "]" * 5000 + "\n"
+    )
+    workload = {
+        **BASE["workloads"][0],
+        "arrivals": {"process": "trace", "path": str(trace), "format": "mooncake"},
+    }
+    path = _scenario_with(tmp_path, workloads=[workload])
+    assert_refused(capsim_here("run", str(path)), str(trace), "line 2")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--vary", "seed=" + "[" * 3000 + "]" * 3000],
+        ["--vary", "workloads.chat.arrivals={a: 1, a: 2}"],
+        ["--vary", "nowhere.at.all=1,2"],
+        ["--vary", "seed"],
+        ["--vary", "horizon=-5s,1m"],
+    ],
+    ids=["deep", "duplicate key", "bad path", "no values", "bad value"],
+)
+def test_bad_vary_options_are_refused(tmp_path: Path, argv: list[str]) -> None:
+    result = capsim_here("compare", str(_write(tmp_path, BASE)), *argv)
+    assert_refused(result)
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        "vary: " + "[" * 3000 + "]" * 3000,
+        "vary: {seed: [1, 2]}\nvary: {seed: [3]}\n",
+        "vary: {seed: []}\n",
+        "[1, 2]\n",
+        "seeds: [-1]\n",
+    ],
+    ids=["deep", "duplicate key", "empty values", "a list", "negative seed"],
+)
+def test_bad_grids_are_refused(tmp_path: Path, grid: str) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(grid)
+    result = capsim_here(
+        "sweep", str(_write(tmp_path, BASE)), "--grid", str(path), "--workers", "1"
+    )
+    assert_refused(result)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "H100-SXM",
+            "--input-tokens",
+            "100",
+            "--output-tokens",
+            "10",
+            "--concurrency",
+            "100001",
+        ],
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "H100-SXM",
+            "--input-tokens",
+            "0",
+            "--output-tokens",
+            "10",
+        ],
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "H100-SXM",
+            "--input-tokens",
+            "99999999999",
+            "--output-tokens",
+            "10",
+        ],
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "H100-SXM",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            "--rate",
+            "inf",
+        ],
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "H100-SXM",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+            "--concurrency",
+            "-3",
+        ],
+        [
+            "probe",
+            "--model",
+            "llama-3.1-8b",
+            "--gpu",
+            "A100-80GB",
+            "--precision",
+            "fp8",
+            "--input-tokens",
+            "10",
+            "--output-tokens",
+            "10",
+        ],
+        ["plan", "/no/such/file.yaml"],
+        ["plan", "scenarios/plan_chat_assistant.yaml", "--deployment", "nope"],
+        ["plan", "scenarios/plan_chat_assistant.yaml", "--gpus", "H900"],
+        ["plan", "scenarios/plan_chat_assistant.yaml", "--max-replicas", "0"],
+        ["fit", "/dev/zero", "--format", "azure"],
+        ["fit", "scenarios/serverless_pricing_guide.yaml", "--format", "azure"],
+        ["prices", "--catalog", "/dev/zero"],
+        ["run", "scenarios/serverless_pricing_guide.yaml", "--seed", "-1"],
+        ["run", "scenarios/serverless_pricing_guide.yaml", "--replications", "0"],
+    ],
+    ids=lambda argv: " ".join(argv)[:60],
+)
+def test_bad_command_lines_are_refused(argv: list[str]) -> None:
+    result = capsim_here(*argv, limit=30)
+    assert_kept(result)
+    assert result.code == 2
+
+
+def test_a_bad_out_folder_fails_before_the_run(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile / "below", Path("/proc/capsim-no")):
+        result = capsim_here(
+            "run", "scenarios/dedicated_h100_spillover.yaml", "--out", str(out), limit=20
+        )
+        assert_refused(result, "--out")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        assert_refused(
+            capsim_here("run", str(_write(tmp_path, BASE)), "--out", str(locked / "o")), "--out"
+        )
+
+
+def test_outputs_are_written_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted write leaves the old file, never a truncated one beside a new report."""
+    from simulator import files
+
+    out = tmp_path / "out"
+    ok = capsim_here("run", str(_write(tmp_path, BASE)), "--out", str(out), "--quiet")
+    assert ok.code == 0, ok.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(path: Path, text: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files, "write_text_atomic", interrupted)
+    import simulator.html_report as html_report
+
+    monkeypatch.setattr(html_report, "write_text_atomic", interrupted)
+    changed = set_at(BASE, ("seed",), 2)
+    result = capsim_here("run", str(_write(tmp_path, changed)), "--out", str(out), "--quiet")
+    assert result.code == 130 and "interrupted" in result.stderr
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == set(before)  # no temporary file left behind
+    assert after["report.json"] == before["report.json"]
+
+
+# -- the mutator ------------------------------------------------------------------------------
+
+HOSTILE = st.one_of(
+    st.sampled_from(
+        [
+            None,
+            True,
+            -1,
+            0,
+            2**63,
+            10**20,
+            -(10**20),
+            math.inf,
+            -math.inf,
+            math.nan,
+            1e308,
+            1e-300,
+            "",
+            "x" * 10_000,
+            "\x00",
+            "NaN",
+            "-5m",
+            "1e999/s",
+            "9" * 400,
+            [],
+            {},
+            [None],
+            {"": 1},
+            "1/0s",
+            "∞",
+        ]
+    ),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.builds(nested, st.integers(60, 150)),
+)
+
+MUTABLE = [p for p in paths(BASE) if p[0] not in ("name",)]
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(where=st.sampled_from(MUTABLE), value=HOSTILE, command=st.sampled_from(["validate", "run"]))
+def test_any_mutation_of_a_valid_scenario_keeps_the_promise(
+    tmp_path: Path, where: tuple[Any, ...], value: Any, command: str
+) -> None:
+    """Whatever value lands wherever: exit 0 or 2, no traceback, in time; a refusal names
+    the file; an accepted run's money adds up."""
+    data = set_at(BASE, where, value)
+    path = tmp_path / "mutant.yaml"
+    try:
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    except RecursionError:
+        return
+    argv = [command, str(path)] + (["--format", "json", "--quiet"] if command == "run" else [])
+    result = capsim_here(*argv, limit=60)
+    assert_kept(result)
+    if result.code == 2:
+        assert str(path) in result.stderr
+    elif command == "run":
+        report = json.loads(result.stdout)
+        totals = report["totals"]
+        for part in ("deployments", "workloads", "models"):
+            assert math.isclose(
+                sum(x["cost_usd"] for x in report[part]),
+                totals["cost_usd"],
+                rel_tol=1e-9,
+                abs_tol=1e-9,
+            ), part
+        assert totals["requests"] == totals["completed"] + totals["rejected"]
+        assert all(x["cost_usd"] >= 0 for x in report["deployments"])
