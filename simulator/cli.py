@@ -27,6 +27,7 @@ from simulator.scenario import Scenario
 
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
+MAX_FIT_SPAN_S = 400 * 86400.0
 
 
 def _warn(message: str) -> None:
@@ -336,7 +337,11 @@ def sweep_command(
     data, source, base_dir = read_scenario_data(scenario)
     from simulator.files import read_text
 
-    points = grid_points(parse_yaml(read_text(grid_path, "grid"), str(grid_path)))
+    grid = parse_yaml(read_text(grid_path, "grid"), str(grid_path))
+    try:
+        points = grid_points(grid)
+    except CapsimError as exc:
+        raise CapsimError(f"{grid_path}: {str(exc).removeprefix('--grid: ')}") from None
     with _progress(not quiet, f"sweeping {len(points)} runs") as progress:
         rows = sweep(data, base_dir, source, points, workers, dask_address, progress)
     if fmt == "json":
@@ -473,6 +478,12 @@ def fit_command(
     if len(trace) < 3 or trace.span <= 0:
         raise CapsimError(
             f"{log}: {len(trace)} requests over {trace.span:g} s is too little to fit"
+        )
+    if trace.span > MAX_FIT_SPAN_S:  # per-minute counts over it would not fit in memory
+        raise CapsimError(
+            f"{log}: its requests span {trace.span / 86400:,.0f} days from first to last; "
+            f"the limit is {MAX_FIT_SPAN_S / 86400:.0f} days. Is a timestamp wrong (an "
+            "outlier, a unit of ms read as s)? See --time-unit."
         )
     workload = fit_workload(trace, name, model)
     quality = fit_quality(trace, workload)

@@ -77,7 +77,9 @@ def _arrival_model(trace: Trace, stats: TrafficStats) -> dict[str, Any]:
         return _two_state_mmpp(trace, stats)
     if abs(stats.gap_cv - 1) <= 0.05:
         return {"process": "poisson", "rate": _round(rate)}
-    return {"process": "gamma", "rate": _round(rate), "cv": _round(stats.gap_cv)}
+    # perfectly regular gaps (a cron job, a load generator) have CV 0, which no renewal law
+    # draws: the smallest CV a gamma takes here, 0.01, is regular to the millisecond
+    return {"process": "gamma", "rate": _round(rate), "cv": _round(max(stats.gap_cv, 0.01))}
 
 
 def _two_state_mmpp(trace: Trace, stats: TrafficStats) -> dict[str, Any]:
@@ -140,7 +142,12 @@ def fit_workload(trace: Trace, name: str, model: str) -> dict[str, Any]:
         "input_tokens": _length_model(trace.input_tokens.astype(np.float64)),
         "output_tokens": _length_model(trace.output_tokens.astype(np.float64)),
     }
-    spearman = float(sps.spearmanr(trace.input_tokens, trace.output_tokens).statistic)
+    constant = np.ptp(trace.input_tokens) == 0 or np.ptp(trace.output_tokens) == 0
+    spearman = (
+        0.0
+        if constant  # no rank correlation is defined
+        else float(sps.spearmanr(trace.input_tokens, trace.output_tokens).statistic)
+    )
     if abs(spearman) > 0.2:
         workload["token_correlation"] = _round(2 * math.sin(math.pi * spearman / 6))
     workload["route"] = ["serverless"]

@@ -572,7 +572,29 @@ def test_bad_grids_are_refused(tmp_path: Path, grid: str) -> None:
     result = capsim_here(
         "sweep", str(_write(tmp_path, BASE)), "--grid", str(path), "--workers", "1"
     )
-    assert_refused(result)
+    assert_refused(result, str(path))
+
+
+def test_fit_refuses_a_log_spanning_ages_and_fits_a_regular_one(tmp_path: Path) -> None:
+    """One far outlier made fit allocate per-minute counts over millennia; perfectly
+    regular gaps (CV 0) made it propose a gamma law no scenario accepts."""
+    rows = "".join(f"{t},5,5\n" for t in (0, 1, 2, 3, 10**12))
+    outlier = tmp_path / "outlier.csv"
+    outlier.write_text("timestamp,input_tokens,output_tokens\n" + rows)
+    assert_refused(
+        capsim_here("fit", str(outlier), "--format", "csv", limit=20), str(outlier), "days"
+    )
+    regular = tmp_path / "regular.csv"
+    regular.write_text(
+        "timestamp,input_tokens,output_tokens\n" + "".join(f"{2 * i},100,50\n" for i in range(200))
+    )
+    result = capsim_here("fit", str(regular), "--format", "csv", "--output", "json")
+    assert result.code == 0, result.stderr
+    workload = json.loads(result.stdout)["workload"]
+    assert workload["arrivals"]["cv"] == 0.01
+    from simulator.scenario import Workload
+
+    Workload.model_validate(workload)  # the fitted workload is a valid one
 
 
 @pytest.mark.parametrize(
