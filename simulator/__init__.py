@@ -6,12 +6,14 @@ The public API: load a scenario, run it, read the result.
     >>> scenario = simulator.load_scenario("scenarios/serverless_pricing_guide.yaml")
     >>> result = simulator.run(scenario)
     >>> result.report["totals"]["monthly_cost_usd"]
+    >>> busier = simulator.vary(scenario, {"workloads.chat.arrivals.rate": "4000000/month"})
 """
 
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
 from simulator.loader import load_scenario
 from simulator.runner import Result, run
 from simulator.scenario import Scenario
+from simulator.variants import vary
 
 __all__ = [
     "CapsimError",
@@ -21,4 +23,5 @@ __all__ = [
     "ScenarioError",
     "load_scenario",
     "run",
+    "vary",
 ]

@@ -71,3 +71,28 @@ def label_of(value: Any) -> str:
         inner = ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, list | dict))
         return "{" + inner + "}"
     return str(value)
+
+
+def vary(scenario: Any, changes: dict[str, Any]) -> Any:
+    """The scenario with each dotted path of `changes` set to its value, validated as a file
+    would be (pydantic's `model_copy(update=...)` skips validation: a string horizon or a
+    negative one would pass). A bad value raises ScenarioError naming the field."""
+    from pydantic import ValidationError
+
+    from simulator.errors import ScenarioError
+    from simulator.loader import format_validation_error
+    from simulator.scenario import Scenario
+
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for path, value in changes.items():
+        try:
+            data = set_path(data, path, value)
+        except CapsimError as exc:
+            raise ScenarioError(f"<scenario {scenario.name}>", [str(exc)]) from None
+    context = {"month_s": scenario.month, "base_dir": Path.cwd()}
+    try:
+        return Scenario.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ScenarioError(
+            f"<scenario {scenario.name}>", format_validation_error(exc, data)
+        ) from None

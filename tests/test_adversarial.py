@@ -810,3 +810,25 @@ def test_any_mutation_of_a_valid_scenario_keeps_the_promise(
             ), part
         assert totals["requests"] == totals["completed"] + totals["rejected"]
         assert all(x["cost_usd"] >= 0 for x in report["deployments"])
+
+
+def test_the_python_api_varies_a_scenario_with_validation() -> None:
+    """model_copy(update=...) skips validation (a string horizon crashed the run, a negative
+    one reported -0.0): `simulator.vary` validates as a file would."""
+    import simulator
+    from simulator.errors import ScenarioError
+
+    scenario = simulator.load_scenario(BASE)
+    same = simulator.vary(scenario, {})
+    assert simulator.run(same).report == simulator.run(scenario).report
+    busier = simulator.vary(scenario, {"workloads.chat.arrivals.rate": "4/s", "horizon": "2m"})
+    assert busier.horizon == 120 and busier.workloads[0].arrivals.mean_rate() == 4
+    for bad, field in [
+        ({"horizon": "-5s"}, "horizon"),
+        ({"horizon": "soon"}, "horizon"),
+        ({"deployments.pool.replicas": 0}, "deployments.pool.replicas"),
+        ({"models.m.price.input": math.inf}, "models.m.price.input"),
+        ({"nowhere.x": 1}, "nowhere"),
+    ]:
+        with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
+            simulator.vary(scenario, bad)
