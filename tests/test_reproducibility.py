@@ -53,3 +53,22 @@ def test_changing_one_distribution_leaves_the_arrival_times_unchanged() -> None:
     changed = run(make_scenario(workloads=[other]))
     assert np.array_equal(_draws(base, "a")[0], _draws(changed, "a")[0])
     assert np.array_equal(_draws(base, "a")[1], _draws(changed, "a")[1])
+
+
+def test_workloads_whose_names_share_a_crc32_draw_different_traffic() -> None:
+    """Streams were keyed by a CRC32 of the name: 'plumless' and 'buckeroo' collide, and drew
+    the very same arrivals and lengths. Keyed by the name's SHA-256, they do not."""
+    import zlib
+
+    from simulator.traffic import scenario_traffic
+    from tests.helpers import BASE, make_scenario
+
+    assert zlib.crc32(b"plumless") == zlib.crc32(b"buckeroo")
+    workloads = [{**BASE["workloads"][0], "name": name} for name in ("plumless", "buckeroo")]
+    for w in workloads:
+        w["input_tokens"] = {"dist": "lognormal", "mean": 500, "cv": 1}
+    first, second = scenario_traffic(make_scenario(workloads=workloads))
+    assert len(first.times) > 100 and len(second.times) > 100
+    common = min(len(first.times), len(second.times))
+    assert not np.array_equal(first.times[:common], second.times[:common])
+    assert not np.array_equal(first.input_tokens[:common], second.input_tokens[:common])
