@@ -28,6 +28,7 @@ from simulator.scenario import Scenario
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
 MAX_FIT_SPAN_S = 400 * 86400.0
+MAX_PROBE_CLIENTS = 10_000
 
 
 def _warn(message: str) -> None:
@@ -569,8 +570,10 @@ def probe_command(
                 f"--concurrency: expected a whole number >= 1 or max, got {concurrency!r}"
             )
         clients = int(concurrency)
-        if clients > 100_000:
-            raise CapsimError(f"--concurrency: at most 100000 clients, got {clients}")
+        if clients > MAX_PROBE_CLIENTS:  # each sends ~40 requests: millions beyond this
+            raise CapsimError(
+                f"--concurrency: at most {MAX_PROBE_CLIENTS:,} clients, got {clients:,}"
+            )
     if rate is not None and concurrency != "max":
         raise CapsimError("--rate and --concurrency: give one or the other")
     overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}

@@ -611,7 +611,7 @@ def test_fit_refuses_a_log_spanning_ages_and_fits_a_regular_one(tmp_path: Path) 
             "--output-tokens",
             "10",
             "--concurrency",
-            "100001",
+            "10001",
         ],
         [
             "probe",
