@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import ScenarioError
+from simulator.limits import MAX_USD_PER_1M_TOKENS
 
 BUNDLED_SOURCE = "together.ai serverless prices via LiteLLM 1.110.2 price map, extracted 2026-11-26"
 _PREFIXES = ("together_ai/", "together-ai/", "togethercomputer/")
@@ -65,7 +66,13 @@ def _per_million(entry: dict[str, Any], key: str, where: str) -> float | None:
         raise ValueError(f"{where}.{key}: expected a number of USD per token, got {value!r}")
     if value < 0:
         raise ValueError(f"{where}.{key}: a price cannot be negative, got {value!r}")
-    return float(value) * 1e6
+    per_million = float(value) * 1e6
+    if per_million > MAX_USD_PER_1M_TOKENS:
+        raise ValueError(
+            f"{where}.{key}: {value!r} USD a token is over {MAX_USD_PER_1M_TOKENS:,.0f} USD "
+            "per 1M tokens"
+        )
+    return per_million
 
 
 def parse_litellm(data: Any, source: str) -> PriceCatalog:

@@ -526,6 +526,24 @@ def test_bad_trace_rows_are_refused_with_the_line(
     assert_refused(capsim_here("run", str(path)), str(trace), word)
 
 
+@pytest.mark.parametrize(
+    ("entry", "word"),
+    [
+        ({"input_cost_per_token": 1e308, "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+        ({"input_cost_per_token": "abc", "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+        ({"input_cost_per_token": 1e-6, "output_cost_per_token": -1}, "output_cost_per_token"),
+        ({"input_cost_per_token": True, "output_cost_per_token": 1e-6}, "input_cost_per_token"),
+    ],
+    ids=["huge", "text", "negative", "boolean"],
+)
+def test_bad_catalog_prices_are_refused_with_the_entry(
+    tmp_path: Path, entry: dict[str, Any], word: str
+) -> None:
+    catalog = tmp_path / "prices.json"
+    catalog.write_text(json.dumps({"my-model": {**entry, "litellm_provider": "together_ai"}}))
+    assert_refused(capsim_here("prices", "--catalog", str(catalog)), str(catalog), "my-model", word)
+
+
 def test_a_deep_jsonl_trace_line_is_refused(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     trace.write_text(

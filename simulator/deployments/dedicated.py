@@ -184,11 +184,13 @@ class ServingPool(DeploymentModel):
                 continue
             if chunked:  # prompts not yet through their chunks
                 wait = float(len(replica.pending) + len(replica.prefilling))
-            else:  # the prefill under way or planned ends at run_start
-                wait = replica.run_start - now if phase == DECODE else 0.0
+            else:  # a prefill under way or planned ends at run_start (else it is past)
+                wait = replica.run_start - now
                 if wait < 0.0:
                     wait = 0.0
             if best is None or wait < best_wait or (wait == best_wait and load < best_load):
+                if wait == 0.0 and load == 0:
+                    return replica  # idle: none can beat it
                 best, best_wait, best_load = replica, wait, load
         return best
 
