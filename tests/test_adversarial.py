@@ -850,3 +850,33 @@ def test_the_python_api_varies_a_scenario_with_validation() -> None:
     ]:
         with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
             simulator.vary(scenario, bad)
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_a_run_cleanly(tmp_path: Path, sig: str, code: int) -> None:
+    """Ctrl-C exits 130 and SIGTERM 143, with one line and no traceback, and leaves no
+    output file behind (they are written only once the run is done, each atomically)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long_run = {**BASE, "horizon": "7d"}
+    long_run["workloads"] = [
+        {**BASE["workloads"][0], "arrivals": {"process": "poisson", "rate": "20/s"}}
+    ]
+    path = _write(tmp_path, long_run)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "run", str(path), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    assert process.poll() is None, "the run ended before the signal"
+    process.send_signal(getattr(signal, sig))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "capsim:" in stderr
+    assert not out.exists() or not any(out.iterdir())
