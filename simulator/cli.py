@@ -501,7 +501,13 @@ def fit_command(
 
 
 @cli.command("probe")
-@click.option("--model", required=True, help="architecture: llama-3.1-8b, llama-3.1-70b, ...")
+@click.option(
+    "--model",
+    "--architecture",
+    "model",
+    required=True,
+    help="a bundled architecture (llama-3.1-8b, qwen3-30b-a3b, ...) or a Hugging Face config.json",
+)
 @click.option("--gpu", required=True, help="H100-SXM, H200, B200, A100-80GB, L40S, ...")
 @click.option(
     "--gpus",
@@ -554,12 +560,25 @@ def probe_command(
     fmt: str,
 ) -> None:
     """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
-    from simulator.hardware import architecture_names, find_architecture, find_gpu, gpu_names
-    from simulator.probe import default_precision, probe
+    from simulator.hardware import (
+        architecture_names,
+        config_architecture,
+        find_architecture,
+        find_gpu,
+        gpu_names,
+    )
+    from simulator.probe import architecture_spec, default_precision, probe
 
-    if find_architecture(model) is None:
+    shape = architecture_spec(model)
+    if "config" in shape:
+        try:
+            config_architecture(shape["config"])
+        except ValueError as exc:
+            raise CapsimError(f"--architecture: {str(exc).removeprefix('config: ')}") from None
+    elif find_architecture(model) is None:
         raise CapsimError(
-            f"--model: unknown architecture {model!r} (known: {', '.join(architecture_names())})"
+            f"--model: unknown architecture {model!r} (known: {', '.join(architecture_names())}"
+            ", or a config.json)"
         )
     if find_gpu(gpu) is None:
         raise CapsimError(f"--gpu: unknown GPU {gpu!r} (known: {', '.join(gpu_names())})")

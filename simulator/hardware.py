@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -122,6 +123,14 @@ def architecture_catalog() -> dict[str, Architecture]:
         for name in [row["model"], *row["aliases"].split("|")]:
             if name:
                 catalog[_key(name)] = arch
+    from simulator.hf_config import architecture_from_config
+
+    for row in _rows("model_configs.csv"):  # counted from bundled Hugging Face configs
+        text = resources.files("simulator.data").joinpath(row["config"]).read_text("utf-8")
+        arch = architecture_from_config(json.loads(text), row["model"])
+        for name in [row["model"], *row["aliases"].split("|")]:
+            if name:
+                catalog[_key(name)] = arch
     return catalog
 
 
@@ -131,6 +140,23 @@ def find_gpu(name: str) -> GPU | None:
 
 def find_architecture(name: str) -> Architecture | None:
     return architecture_catalog().get(_key(name))
+
+
+def config_architecture(path: str) -> Architecture:
+    """The architecture of a Hugging Face config.json file (ValueError naming the file)."""
+    from pathlib import Path
+
+    from simulator.errors import ScenarioError
+    from simulator.files import parse_json, read_text
+    from simulator.hf_config import architecture_from_config
+
+    try:
+        data = parse_json(read_text(Path(path), "model config"), path)
+        return architecture_from_config(data, Path(path).parent.name or Path(path).stem)
+    except ScenarioError as exc:
+        raise ValueError(f"config: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"config: {path}: {exc}") from None
 
 
 def gpu_names() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from simulator.loader import load_scenario
@@ -27,6 +28,15 @@ class ProbeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def architecture_spec(model: str) -> dict[str, str]:
+    """`{like: NAME}` for a bundled architecture, `{config: PATH}` for a Hugging Face
+    config.json file."""
+    path = Path(model)
+    if model.endswith(".json") or path.is_file():
+        return {"config": str(path.resolve())}
+    return {"like": model}
 
 
 def default_precision(gpu: str) -> str:
@@ -66,7 +76,8 @@ def probe(
     spread over one request's life and their lengths +-10% around the asked ones so they do
     not move in lockstep; or, with `rate`, Poisson arrivals at that rate. Measured in steady
     state: requests sent after the ramp and a warm-up, finished within the run."""
-    arch = ArchitectureSpec(like=model).resolve(model)
+    shape = architecture_spec(model)
+    arch = ArchitectureSpec.model_validate(shape).resolve(model)
     precision = precision or default_precision(gpu)
     perf = {"model": "roofline", "precision": precision, **(performance or {})}
     deployment = {
@@ -113,7 +124,7 @@ def probe(
             "seed": 0,
             "horizon": horizon,
             "warmup": warm,
-            "models": {"m": {"price": {"input": 0, "output": 0}, "architecture": {"like": model}}},
+            "models": {"m": {"price": {"input": 0, "output": 0}, "architecture": shape}},
             "workloads": [
                 {
                     "name": "probe",

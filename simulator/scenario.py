@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -17,7 +18,13 @@ from simulator.catalog import PriceCatalog, bundled_catalog
 from simulator.deployment_specs import AnyDeploymentSpec
 from simulator.distributions import TokenDist, TokenPairs
 from simulator.errors import ScenarioError
-from simulator.hardware import Architecture, architecture_names, find_architecture, find_gpu
+from simulator.hardware import (
+    Architecture,
+    architecture_names,
+    config_architecture,
+    find_architecture,
+    find_gpu,
+)
 from simulator.spec import Spec, TokenCount, UsdPer1M
 from simulator.units import DEFAULT_MONTH_S, Duration
 
@@ -33,9 +40,11 @@ class Price(Spec):
 
 
 class ArchitectureSpec(Spec):
-    """A model's shape for the roofline: `like` a bundled architecture, or given outright."""
+    """A model's shape for the roofline: `like` a bundled architecture, a Hugging Face
+    `config` (a config.json, relative to the scenario), or given outright."""
 
     like: str | None = None
+    config: str | None = None
     params_b: float | None = Field(default=None, gt=0, description="total parameters, billions")
     active_params_b: float | None = Field(default=None, gt=0, description="per token (MoE)")
     layers: int | None = Field(default=None, ge=1)
@@ -48,9 +57,18 @@ class ArchitectureSpec(Spec):
     experts_per_token: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _resolvable(self) -> ArchitectureSpec:
-        self.resolve("architecture")
-        return self
+    def _resolvable(self, info: ValidationInfo) -> ArchitectureSpec:
+        resolved = self
+        if self.config is not None:
+            if self.like is not None:
+                raise ValueError("give like or config, not both")
+            base = (info.context or {}).get("base_dir")
+            path = Path(self.config)
+            if base is not None and not path.is_absolute():
+                path = Path(base) / path
+            resolved = self.model_copy(update={"config": str(path)})
+        resolved.resolve("architecture")
+        return resolved
 
     def resolve(self, name: str) -> Architecture:
         """The architecture: `like`'s, with any field given here replacing it."""
@@ -67,6 +85,9 @@ class ArchitectureSpec(Spec):
             "experts_per_token": self.experts_per_token,
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if self.config is not None:
+            from_config = config_architecture(self.config)
+            return replace(from_config, name=f"{name} ({from_config.name})", **overrides)
         if self.like is not None:
             base = find_architecture(self.like)
             if base is None:
