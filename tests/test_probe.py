@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.hardware import gpu_names
 from simulator.probe import probe
 from tests.test_cli import capsim
 
@@ -132,7 +133,7 @@ def test_probe_matches_fixed_concurrency_measurements(row: dict[str, str]) -> No
     assert 0.45 <= result.ttft_s / (float(row["ttft_ms"]) / 1000) <= 1.1
 
 
-@pytest.mark.parametrize("gpu", ["A100-80GB", "L40S", "L4", "H100-PCIe", "MI300X", "H200", "B200"])
+@pytest.mark.parametrize("gpu", gpu_names())
 def test_probe_works_on_every_catalog_gpu_for_one_token_answers(gpu: str) -> None:
     """A probe prices nothing: GPUs with no bundled price work; a one-token answer has no
     TPOT; the default precision is one the GPU has."""
