@@ -101,6 +101,22 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[Row]:
                     fmt_share,
                 )
             )
+        if any(r["deployments"][d].get("prefix_cache_hit_rate") is not None for r in reports):
+            rows.append(
+                (
+                    f"{name} prefix cache hits",
+                    [r["deployments"][d].get("prefix_cache_hit_rate") for r in reports],
+                    fmt_share,
+                )
+            )
+        if any(r["deployments"][d].get("overloaded") for r in reports):
+            rows.append(
+                (
+                    f"{name} overloaded",
+                    [r["deployments"][d].get("overloaded") for r in reports],
+                    lambda v: "YES" if v else "no",
+                )
+            )
         if any(r["deployments"][d]["spilled"] for r in reports):
             rows.append(
                 (

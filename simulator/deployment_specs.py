@@ -145,6 +145,16 @@ class ServingSpec(DeploymentSpec):
     chunked_prefill: bool = Field(
         default=False, description="prefill in chunks inside decode steps (vLLM-style)"
     )
+    prefix_caching: bool = Field(
+        default=False,
+        description="keep earlier prompts' KV blocks (LRU, within the KV capacity): a "
+        "prompt whose leading blocks are cached prefills only the rest",
+    )
+    prefix_routing: bool = Field(
+        default=False,
+        description="with prefix_caching: send a request to the replica holding the most of "
+        "its prompt (cache-aware routing, as llm-d's and SGLang's routers)",
+    )
     step_token_budget: int = Field(
         default=2048,
         ge=1,
@@ -152,6 +162,12 @@ class ServingSpec(DeploymentSpec):
         description="with chunked prefill: tokens a step may process",
     )
     performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
+
+    @model_validator(mode="after")
+    def _routing_needs_caching(self) -> ServingSpec:
+        if self.prefix_routing and not self.prefix_caching:
+            raise ValueError("prefix_routing routes by cached prompts: set prefix_caching too")
+        return self
 
     @field_validator("gpu")
     @classmethod

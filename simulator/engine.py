@@ -24,7 +24,7 @@ from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, Deployment
 from simulator.deployments.base import EngineContext
 from simulator.errors import RunTooLargeError
 from simulator.limits import MAX_CLOSED_LOOP_REQUESTS as MAX_REQUESTS
-from simulator.records import Outcome, Reason, Records
+from simulator.records import Blocks, Outcome, Reason, Records
 from simulator.scenario import Scenario
 from simulator.streams import DEPLOYMENT, stream
 from simulator.traffic import TokenSampler, scenario_traffic
@@ -46,12 +46,26 @@ class RunResult:
     end_time: float
 
 
-def _merge_traffic(scenario: Scenario, replication: int) -> Records:
-    """All workloads' requests in one time order (ties in workload order), as records.
+def _merge_traffic(
+    scenario: Scenario, replication: int
+) -> tuple[Records, Blocks | None, np.ndarray]:
+    """All workloads' requests in one time order (ties in workload order), as records, with
+    their prompts' KV-cache blocks when any workload has them, and each workload's tokens
+    per block.
 
     Column by column, freeing each workload's arrays once merged: the peak is the traffic
     plus one column, not several copies of everything."""
     traffic = scenario_traffic(scenario, replication)
+    block_tokens = np.array([t.block_tokens for t in traffic], dtype=np.int64)
+    blocks = None
+    if any(t.blocks is not None for t in traffic):
+        parts = [
+            t.blocks
+            if t.blocks is not None
+            else Blocks(np.empty(0, np.int64), np.zeros(len(t.times) + 1, np.int64))
+            for t in traffic
+        ]
+        blocks = Blocks.concatenate(parts)
     times = np.concatenate([t.times for t in traffic])
     # a stable sort of the workloads' arrivals, concatenated in workload order, breaks ties
     # by workload: the same order as lexsort((workload, times))
@@ -66,8 +80,10 @@ def _merge_traffic(scenario: Scenario, replication: int) -> Records:
         merged = np.concatenate([getattr(t, name) for t in traffic])
         columns.append(merged[order])
         del merged
+    if blocks is not None:
+        blocks = blocks.take(order)
     del traffic, order
-    return Records.allocate(workload, arrival, columns[0], columns[1])
+    return Records.allocate(workload, arrival, columns[0], columns[1]), blocks, block_tokens
 
 
 def _context_limits(scenario: Scenario) -> np.ndarray:
@@ -294,13 +310,13 @@ def simulate(
     scenario: Scenario, replication: int = 0, progress: ProgressCallback | None = None
 ) -> RunResult:
     """Run the scenario once (replication `replication` of its seed) and return the records."""
-    records = _merge_traffic(scenario, replication)
+    records, blocks, block_tokens = _merge_traffic(scenario, replication)
     env = simpy.Environment()
     models: list[DeploymentModel] = []
     completions: dict[int, simpy.Event] = {}
     for index, spec in enumerate(scenario.deployments):
         rng = stream(scenario.seed, replication, DEPLOYMENT, spec.name)
-        context = EngineContext(scenario, records, env, rng, completions)
+        context = EngineContext(scenario, records, env, rng, completions, blocks, block_tokens)
         models.append(DEPLOYMENT_MODELS[spec.kind](spec, index, context))
     by_name = {m.name: m for m in models}
     routes = [[by_name[name] for name in w.route] for w in scenario.workloads]

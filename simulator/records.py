@@ -12,6 +12,39 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """Each request's prompt as a list of KV-cache block ids, stored flat: request r's
+    blocks are `ids[starts[r]:starts[r + 1]]`, each of `tokens` prompt tokens. Two requests
+    sharing a block id share that block and every block before it (ids of a prefix chain,
+    as vLLM's and Mooncake's block hashes are)."""
+
+    ids: np.ndarray  # int64
+    starts: np.ndarray  # int64, one more than there are requests
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def of(self, r: int) -> np.ndarray:
+        return self.ids[self.starts[r] : self.starts[r + 1]]
+
+    @staticmethod
+    def concatenate(parts: list[Blocks]) -> Blocks:
+        ids = np.concatenate([p.ids for p in parts]) if parts else np.empty(0, np.int64)
+        lengths = np.concatenate([np.diff(p.starts) for p in parts]) if parts else np.empty(0)
+        starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        return Blocks(ids.astype(np.int64, copy=False), starts)
+
+    def take(self, order: np.ndarray) -> Blocks:
+        """The blocks of requests `order`, in that order."""
+        lengths = np.diff(self.starts)[order]
+        starts = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        source = np.repeat(self.starts[:-1][order] - starts[:-1], lengths)
+        return Blocks(self.ids[source + np.arange(starts[-1])], starts)
+
+
 class Outcome(IntEnum):
     PENDING = 0
     COMPLETED = 1

@@ -176,6 +176,17 @@ class SLOTarget:
     target_s: float
 
 
+class PrefixSpec(Spec):
+    """Prompts of a group share their first `shared_tokens` tokens (a system prompt, a
+    document, a conversation's history); each request belongs to one of `groups`, drawn
+    uniformly. Prompts are cut into KV-cache blocks of `block_tokens`: only whole shared
+    blocks can be cache hits."""
+
+    shared_tokens: TokenCount
+    groups: int = Field(default=1, ge=1, le=10_000)
+    block_tokens: int = Field(default=512, ge=1, le=65_536)
+
+
 class Workload(Spec):
     """A stream of requests of one model, with its traffic, SLO and route."""
 
@@ -187,6 +198,7 @@ class Workload(Spec):
     output_tokens: TokenDist | None = None
     token_pairs: TokenPairs | None = None
     token_correlation: float | None = Field(default=None, ge=-1, le=1)
+    prefix: PrefixSpec | None = None
     slo: dict[str, Duration] = Field(default_factory=dict)
     route: list[str] = Field(min_length=1)
 

@@ -26,8 +26,11 @@ import numpy as np
 from simulator.errors import ScenarioError
 from simulator.files import MAX_TRACE_BYTES, check_file, parse_json
 from simulator.limits import MAX_TOKENS
+from simulator.records import Blocks
 
 TRACE_FORMATS = ("azure", "mooncake", "ragpulse", "openai-usage", "csv")
+TRACE_BLOCK_TOKENS = 512
+"""Prompt tokens a Mooncake `hash_ids` entry stands for."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Trace:
     times: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    blocks: Blocks | None = None  # prompt blocks (Mooncake's hash_ids), when the log has them
 
     def __len__(self) -> int:
         return len(self.times)
@@ -172,7 +176,9 @@ def _azure(path: Path, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     )
 
 
-def _length_jsonl(path: Path, source: str, time_scale: float) -> tuple[np.ndarray, ...]:
+def _length_jsonl(
+    path: Path, source: str, time_scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Blocks | None]:
     rows = _read_jsonl(path, source)
     lines = [n for n, _ in rows]
     times = _numbers(_field(rows, "timestamp", source), source, "timestamp", 0, lines) * time_scale
@@ -180,7 +186,28 @@ def _length_jsonl(path: Path, source: str, time_scale: float) -> tuple[np.ndarra
         times,
         _tokens(_field(rows, "input_length", source), source, "input_length", 0, lines),
         _tokens(_field(rows, "output_length", source), source, "output_length", 0, lines),
+        _hash_ids(rows, source),
     )
+
+
+def _hash_ids(rows: list[tuple[int, dict[str, Any]]], source: str) -> Blocks | None:
+    """Mooncake's `hash_ids` (one id per 512-token block of the prompt, chained), when every
+    row has them."""
+    if not rows or any("hash_ids" not in row for _, row in rows):
+        return None
+    ids: list[int] = []
+    starts = [0]
+    for number, row in rows:
+        value = row["hash_ids"]
+        if not isinstance(value, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**62 for x in value
+        ):
+            raise ScenarioError(
+                source, [f"line {number}: hash_ids must be a list of whole numbers >= 0"]
+            )
+        ids += value
+        starts.append(len(ids))
+    return Blocks(np.asarray(ids, dtype=np.int64), np.asarray(starts, dtype=np.int64))
 
 
 def _usage_of(row: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -251,12 +278,13 @@ def _generic_csv(path: Path, source: str, columns: CsvColumns) -> tuple[np.ndarr
 @lru_cache(maxsize=16)
 def _load(path: Path, fmt: str, columns: CsvColumns, mtime: float) -> Trace:
     source = str(path)
+    blocks = None
     if fmt == "azure":
         times, n_in, n_out = _azure(path, source)
     elif fmt == "mooncake":
-        times, n_in, n_out = _length_jsonl(path, source, 1e-3)
+        times, n_in, n_out, blocks = _length_jsonl(path, source, 1e-3)
     elif fmt == "ragpulse":
-        times, n_in, n_out = _length_jsonl(path, source, 1.0)
+        times, n_in, n_out, _ = _length_jsonl(path, source, 1.0)
     elif fmt == "openai-usage":
         times, n_in, n_out = _openai_usage(path, source)
     elif fmt == "csv":
@@ -267,7 +295,7 @@ def _load(path: Path, fmt: str, columns: CsvColumns, mtime: float) -> Trace:
     times = times[order] - times[order][0]
     for array in (times, n_in, n_out):
         array.setflags(write=False)
-    return Trace(source, times, n_in[order], n_out[order])
+    return Trace(source, times, n_in[order], n_out[order], blocks.take(order) if blocks else None)
 
 
 def load_trace(path: Path, fmt: str, columns: CsvColumns | None = None) -> Trace:

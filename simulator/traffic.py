@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from simulator.scenario import Scenario, Workload
-from simulator.streams import WORKLOAD, stream
+from simulator.records import Blocks
+from simulator.scenario import PrefixSpec, Scenario, Workload
+from simulator.streams import WORKLOAD, name_key, stream
+from simulator.traces import TRACE_BLOCK_TOKENS
 
-ARRIVALS, INPUT_TOKENS, OUTPUT_TOKENS = 0, 1, 2
+ARRIVALS, INPUT_TOKENS, OUTPUT_TOKENS, PREFIX = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,30 @@ class WorkloadTraffic:
     times: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    blocks: Blocks | None = None  # prompts' KV-cache blocks (a trace's, or a `prefix`'s)
+    block_tokens: int = 0
+
+
+def prefix_blocks(
+    prefix: PrefixSpec, name: str, input_tokens: np.ndarray, rng: np.random.Generator
+) -> Blocks:
+    """Block ids of prompts whose first `shared_tokens` are their group's: shared blocks get
+    the same id in every prompt of a group, the rest of a prompt ids of its own. Ids are
+    negative (a trace's are >= 0) and keyed by the workload's name."""
+    block = prefix.block_tokens
+    n = len(input_tokens)
+    counts = -(-input_tokens // block)
+    shared = np.minimum(np.minimum(prefix.shared_tokens, input_tokens) // block, counts)
+    groups = rng.integers(0, prefix.groups, n)
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    position = np.arange(starts[-1]) - np.repeat(starts[:-1], counts)  # block index in prompt
+    owner = np.repeat(np.arange(n), counts)
+    namespace = name_key(name)[0] & 0xFFFFF
+    shared_ids = -(1 + (namespace * 10_001 + groups[owner]) * 65_536 + position)
+    unique_ids = -((1 << 60) + namespace * (1 << 39) + np.arange(starts[-1]))
+    ids = np.where(position < shared[owner], shared_ids, unique_ids)
+    return Blocks(ids.astype(np.int64), starts)
 
 
 class TokenSampler:
@@ -58,7 +84,18 @@ def workload_traffic(
         input_tokens, output_tokens = TokenSampler(workload, seed, replication).sample(
             len(arrivals.times)
         )
-    return WorkloadTraffic(arrivals.times.astype(np.float64), input_tokens, output_tokens)
+    blocks, block_tokens = arrivals.blocks, TRACE_BLOCK_TOKENS
+    if workload.prefix is not None:
+        rng_prefix = stream(seed, replication, WORKLOAD, workload.name, PREFIX)
+        blocks = prefix_blocks(workload.prefix, workload.name, input_tokens, rng_prefix)
+        block_tokens = workload.prefix.block_tokens
+    return WorkloadTraffic(
+        arrivals.times.astype(np.float64),
+        input_tokens,
+        output_tokens,
+        blocks,
+        block_tokens if blocks is not None else 0,
+    )
 
 
 def scenario_traffic(scenario: Scenario, replication: int = 0) -> list[WorkloadTraffic]:

@@ -45,6 +45,7 @@ BASE: dict[str, Any] = {
             "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 0.5},
             "output_tokens": {"dist": "fixed", "value": 100},
             "slo": {"ttft_p95": "2s"},
+            "prefix": {"shared_tokens": 200, "groups": 2},
             "route": ["pool", "serverless"],
         }
     ],
@@ -58,6 +59,7 @@ BASE: dict[str, Any] = {
             "price_per_gpu_hour": 2.0,
             "max_batch": 16,
             "max_queue": 4,
+            "prefix_caching": True,
         },
         {"name": "serverless", "kind": "serverless"},
     ],
@@ -221,6 +223,15 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         },
         "extras_per_month",
     ),
+    ("prefix shared tokens 1e20", (*W, "prefix"), {"shared_tokens": BIG}, "shared_tokens"),
+    ("prefix groups 0", (*W, "prefix"), {"shared_tokens": 100, "groups": 0}, "groups"),
+    (
+        "prefix blocks of 0 tokens",
+        (*W, "prefix"),
+        {"shared_tokens": 100, "block_tokens": 0},
+        "block_tokens",
+    ),
+    ("prefix routing without caching", POOL, {**BASE["deployments"][0], "prefix_caching": False, "prefix_routing": True}, "prefix_routing"),
     # structure
     (
         "a route listing a deployment three times",
@@ -542,6 +553,21 @@ def test_bad_catalog_prices_are_refused_with_the_entry(
     catalog = tmp_path / "prices.json"
     catalog.write_text(json.dumps({"my-model": {**entry, "litellm_provider": "together_ai"}}))
     assert_refused(capsim_here("prices", "--catalog", str(catalog)), str(catalog), "my-model", word)
+
+
+@pytest.mark.parametrize("hash_ids", ["[1, -2]", '"abc"', "[1.5]", "[true]", "[" + "9" * 30 + "]"])
+def test_bad_hash_ids_are_refused_with_the_line(tmp_path: Path, hash_ids: str) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text(
+        '{"timestamp": 0, "input_length": 5, "output_length": 5, "hash_ids": [0]}\n'
+        f'{{"timestamp": 1, "input_length": 5, "output_length": 5, "hash_ids": {hash_ids}}}\n'
+    )
+    workload = {
+        **BASE["workloads"][0],
+        "arrivals": {"process": "trace", "path": str(trace), "format": "mooncake"},
+    }
+    path = _scenario_with(tmp_path, workloads=[workload])
+    assert_refused(capsim_here("run", str(path)), str(trace), "line 2")
 
 
 def test_a_deep_jsonl_trace_line_is_refused(tmp_path: Path) -> None:

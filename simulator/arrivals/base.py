@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from simulator.records import Blocks
 from simulator.spec import Spec
 
 GapSampler = Callable[[np.random.Generator, int], np.ndarray]
@@ -28,6 +29,7 @@ class Arrivals:
     times: np.ndarray
     input_tokens: np.ndarray | None = None
     output_tokens: np.ndarray | None = None
+    blocks: Blocks | None = None  # replayed prompts' KV blocks, when the trace has them
 
 
 class ArrivalProcess(Spec):

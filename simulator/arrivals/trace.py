@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.errors import ScenarioError
+from simulator.records import Blocks
 from simulator.spec import Spec
 from simulator.traces import CsvColumns, Trace, load_trace, mean_gap
 
@@ -75,8 +76,16 @@ class TraceReplay(ArrivalProcess):
         offsets = np.repeat(np.arange(passes) * self.period(), len(times))
         all_times = np.tile(times, passes) + offsets
         keep = all_times < horizon
+        blocks = None
+        if trace.blocks is not None:  # each pass replays new conversations: fresh block ids
+            span = int(trace.blocks.ids.max()) + 1 if len(trace.blocks.ids) else 1
+            repeated = Blocks.concatenate(
+                [Blocks(trace.blocks.ids + p * span, trace.blocks.starts) for p in range(passes)]
+            )
+            blocks = repeated.take(np.flatnonzero(keep))
         return Arrivals(
             all_times[keep],
             np.tile(trace.input_tokens, passes)[keep],
             np.tile(trace.output_tokens, passes)[keep],
+            blocks,
         )

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import simpy
 
-from simulator.records import Records
+from simulator.records import Blocks, Records
 from simulator.scenario import Scenario
 
 
@@ -21,6 +21,10 @@ class EngineContext:
     env: simpy.Environment
     rng: np.random.Generator
     completions: dict[int, simpy.Event] = field(default_factory=dict)
+    # prompts' KV-cache blocks by row (rows the closed loop appends have none), and the
+    # tokens of a block by workload (0: that workload's prompts have no block ids)
+    blocks: Blocks | None = None
+    block_tokens: np.ndarray | None = None
 
     def completion_event(self, i: int) -> simpy.Event:
         """An event that fires when request i completes (for closed-loop clients)."""

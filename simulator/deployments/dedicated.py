@@ -89,6 +89,12 @@ class ServingPool(DeploymentModel):
             else None
         )
         self.lazy = lazy_run_ends(spec, scenario, autoscaled=self.autoscale is not None)
+        # prefix caching: each replica an LRU of prompt blocks (see Replica.cached_prefix)
+        self.blocks = context.blocks if spec.prefix_caching else None
+        self.routing = spec.prefix_routing and self.blocks is not None
+        self.block_tokens = context.block_tokens
+        self.prompt_tokens = 0  # prompts admitted, and the tokens of them found cached
+        self.cached_tokens = 0
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
             self._launch(ready_in=0.0)
@@ -143,7 +149,7 @@ class ServingPool(DeploymentModel):
         if tokens > self.step_model.kv_capacity_tokens:
             self.refused_too_long += 1
             return False
-        target = None if self.queue else self._replica_with_room(tokens, None, now)
+        target = None if self.queue else self._replica_with_room(tokens, None, now, i)
         if target is None and self.max_queue is not None and len(self.queue) >= self.max_queue:
             self.refused_queue_full += 1
             return False
@@ -158,13 +164,17 @@ class ServingPool(DeploymentModel):
             target.assign((i, n_in, n_out, now), now)
         return True
 
-    def _replica_with_room(self, tokens: int, skip: Replica | None, now: float) -> Replica | None:
+    def _replica_with_room(
+        self, tokens: int, skip: Replica | None, now: float, row: int = -1
+    ) -> Replica | None:
         """The replica with room that would start the request's prefill soonest, the least
         loaded among equals: a replica busy prefilling earlier arrivals is passed over while
         another could start at once. Balancing by load alone herds a burst of arrivals onto
         the one replica whose batch just emptied, where they wait for each other's prefill
         (the pool then waits longer as it grows); scoring by the prompts waiting to start,
         then by running requests, is what serving routers do (llm-d's queue scorer)."""
+        if self.routing and row >= 0:
+            return self._replica_with_prefix(tokens, skip, now, row)
         best = None
         best_wait = 0.0
         best_load = 0
@@ -194,12 +204,51 @@ class ServingPool(DeploymentModel):
                 best, best_wait, best_load = replica, wait, load
         return best
 
+    def _replica_with_prefix(
+        self, tokens: int, skip: Replica | None, now: float, row: int
+    ) -> Replica | None:
+        """Cache-aware routing: among the replicas with room, the one holding the most
+        leading blocks of the prompt, then the one that starts its prefill soonest, then the
+        least loaded."""
+        blocks = self.blocks
+        assert blocks is not None
+        ids = (
+            blocks.ids[blocks.starts[row] : blocks.starts[row + 1]].tolist()
+            if row < len(blocks)
+            else []
+        )
+        best = None
+        best_key: tuple[int, float, int] = (0, 0.0, 0)
+        for replica in self.active:
+            phase = replica.phase
+            if phase == REACHING or replica is skip:
+                continue
+            if replica.wake is None and phase == DECODE and replica.wake_time < now:
+                replica.settle(now)
+            load = len(replica.decoding) + len(replica.pending) + len(replica.prefilling)
+            if (
+                load >= replica.max_batch
+                or not replica.accepting
+                or replica.kv_used + tokens > replica.kv_capacity
+            ):
+                continue
+            hits = 0
+            for block in ids:
+                if block not in replica.cache:
+                    break
+                hits += 1
+            wait = max(0.0, replica.run_start - now) if not replica.chunked else 0.0
+            key = (-hits, wait, load)
+            if best is None or key < best_key:
+                best, best_key = replica, key
+        return best
+
     def dispatch_queue(self, now: float, skip: Replica | None = None) -> None:
         """Room appeared: queued requests go to replicas with room, first come first served."""
         queue = self.queue
         while queue:
             head = queue[0]
-            target = self._replica_with_room(head[1] + head[2], skip, now)
+            target = self._replica_with_room(head[1] + head[2], skip, now, head[0])
             if target is None:
                 return
             queue.popleft()
@@ -363,6 +412,11 @@ class ServingPool(DeploymentModel):
                 "modeled_max_output_tokens_per_s_per_replica": peak_tps,
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
                 "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
+                "prefix_cache_hit_rate": (
+                    self.cached_tokens / self.prompt_tokens
+                    if self.spec.prefix_caching and self.prompt_tokens
+                    else None
+                ),
                 "mean_queue_length": self.queue_area / end,
                 "mean_in_system": self.system_time / end,
                 "refused_too_long": self.refused_too_long,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +119,10 @@ class Replica:
         self.interrupted = False  # chunked: a wake-up at the next boundary is set
         self._callback = self._on_wake
         self._lines: dict[int, tuple[float, ...]] = {}  # batch -> its one decode line, or ()
+        # prefix caching: block id -> its tokens, least recently used first
+        self.prefix = pool.blocks is not None
+        self.cache: OrderedDict[int, int] = OrderedDict()
+        self.cache_tokens = 0
 
     # -- room and assignment -----------------------------------------------------------------
     def load(self) -> int:
@@ -177,9 +181,11 @@ class Replica:
         tokens = 0
         squared = 0.0
         start, pool = self.records.start, self.pool
+        prefix = self.prefix
         for i, n_in, n_out, arrival in entries:
-            tokens += n_in
-            squared += float(n_in) * n_in
+            cached = self.cached_prefix(i, n_in) if prefix else 0
+            tokens += n_in - cached
+            squared += float(n_in) * n_in - float(cached) * cached
             start[i] = at
             pool.queue_area += at - arrival
             self._join(i, n_in, n_out, arrival)
@@ -192,13 +198,46 @@ class Replica:
     def _amend(self, entry: Entry) -> None:
         """One more request for the group's boundary: a longer prefill, a new plan."""
         self.group.append(entry)
-        self.group_tokens += entry[1]
-        self.group_squared += float(entry[1]) * entry[1]
+        cached = self.cached_prefix(entry[0], entry[1]) if self.prefix else 0
+        self.group_tokens += entry[1] - cached
+        self.group_squared += float(entry[1]) * entry[1] - float(cached) * cached
         self.records.start[entry[0]] = self.group_at
         self.pool.queue_area += self.group_at - entry[3]
         self._join(*entry)
         prefilled = self.group_at + self.model.prefill_time(self.group_tokens, self.group_squared)
         self._run(prefilled, self.decoding[0][0] - self.step, 0)
+
+    def cached_prefix(self, i: int, n_in: int) -> int:
+        """Prompt tokens of request i this replica holds in its prefix cache (its leading
+        blocks found there, at least one token left to prefill); the prompt's blocks are
+        then the most recently used, and the least recently used go while the cache holds
+        more than the replica's KV capacity."""
+        pool = self.pool
+        blocks = pool.blocks
+        assert blocks is not None and pool.block_tokens is not None
+        pool.prompt_tokens += n_in
+        if i >= len(blocks):
+            return 0  # a closed-loop request: no block ids
+        size = int(pool.block_tokens[self.records.workload[i]])
+        if not size:
+            return 0
+        cache = self.cache
+        hits = 0
+        leading = True
+        for block in blocks.ids[blocks.starts[i] : blocks.starts[i + 1]].tolist():
+            if block in cache:
+                cache.move_to_end(block)
+                hits += leading
+            else:
+                leading = False
+                cache[block] = size
+                self.cache_tokens += size
+        while self.cache_tokens > self.kv_capacity and cache:
+            _, tokens = cache.popitem(last=False)
+            self.cache_tokens -= tokens
+        cached = min(hits * size, n_in - 1)
+        pool.cached_tokens += cached
+        return cached
 
     def _join(self, i: int, n_in: int, n_out: int, arrival: float) -> None:
         """Request i joins the decoding batch (after its prefill). A one-token answer joins
@@ -434,7 +473,8 @@ class Replica:
         for i, n_in, n_out, arrival in self._take(now):
             self.records.start[i] = now
             self.pool.queue_area += now - arrival
-            self.prefilling.append([i, n_in, n_in, n_out, arrival])
+            left = n_in - (self.cached_prefix(i, n_in) if self.prefix else 0)
+            self.prefilling.append([i, left, n_in, n_out, arrival])
         if not self.decoding and not self.prefilling:
             if not self.accepting:
                 self._retire(now)
