@@ -33,6 +33,7 @@ class CatalogEntry:
     batch_output_usd_per_1m: float | None
     context_length: int | None
     mode: str
+    cached_input_usd_per_1m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
             price_out = _per_million(entry, "output_cost_per_token", name)
             batch_in = _per_million(entry, "input_cost_per_token_batches", name)
             batch_out = _per_million(entry, "output_cost_per_token_batches", name)
+            cached_in = _per_million(entry, "cache_read_input_token_cost", name)
         except ValueError as exc:
             problems.append(str(exc))
             continue
@@ -110,6 +112,7 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
             batch_output_usd_per_1m=batch_out,
             context_length=int(context) if isinstance(context, int) and context > 0 else None,
             mode=str(entry.get("mode", "chat")),
+            cached_input_usd_per_1m=cached_in,
         )
     if problems:
         raise ScenarioError(source, problems)

@@ -15,7 +15,7 @@ from simulator.limits import (
     MAX_TOKENS_PER_S,
     MAX_USD_PER_GPU_HOUR,
 )
-from simulator.spec import Spec
+from simulator.spec import Price, Spec
 from simulator.units import Duration
 
 
@@ -47,6 +47,17 @@ class ServerlessSpec(DeploymentSpec):
     output_tokens_per_s: float = Field(default=80.0, ge=1e-2, le=MAX_TOKENS_PER_S)
     rate_limit: RateLimit | None = None
     on_limit: Literal["spill", "retry"] = "spill"
+    price: Price | None = Field(
+        default=None,
+        description="this provider's USD per 1M tokens, instead of the model's (a second "
+        "provider's overflow is billed at its own price)",
+    )
+    prompt_cache_ttl: Duration = Field(
+        default=300.0,
+        le=86400 * 30,
+        description="how long the provider keeps a prompt prefix cached after its last use "
+        "(with a cached_input price and prompts' block ids)",
+    )
 
 
 class BatchSpec(DeploymentSpec):

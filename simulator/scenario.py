@@ -25,18 +25,11 @@ from simulator.hardware import (
     find_architecture,
     find_gpu,
 )
-from simulator.spec import Spec, TokenCount, UsdPer1M
+from simulator.spec import Price, Spec, TokenCount
 from simulator.units import DEFAULT_MONTH_S, Duration
 
 _SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
 SLO_METRICS = ("ttft", "tpot", "e2e", "queue")
-
-
-class Price(Spec):
-    """USD per 1M tokens."""
-
-    input: UsdPer1M
-    output: UsdPer1M
 
 
 class ArchitectureSpec(Spec):
@@ -146,7 +139,11 @@ class ModelSpec(Spec):
             )
         update: dict[str, Any] = {}
         if self.price is None:
-            update["price"] = Price(input=entry.input_usd_per_1m, output=entry.output_usd_per_1m)
+            update["price"] = Price(
+                input=entry.input_usd_per_1m,
+                output=entry.output_usd_per_1m,
+                cached_input=entry.cached_input_usd_per_1m,
+            )
         if (
             self.batch_price is None
             and self.price is None

@@ -24,3 +24,12 @@ TokenMean = Annotated[float, Field(gt=0, le=MAX_TOKENS)]
 
 UsdPer1M = Annotated[float, Field(ge=0, le=MAX_USD_PER_1M_TOKENS)]
 """A price in USD per 1M tokens."""
+
+
+class Price(Spec):
+    """USD per 1M tokens: input, output, and (optional) input tokens read from the
+    provider's prompt cache."""
+
+    input: UsdPer1M
+    output: UsdPer1M
+    cached_input: UsdPer1M | None = None

@@ -177,7 +177,7 @@ def _azure(path: Path, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _length_jsonl(
-    path: Path, source: str, time_scale: float
+    path: Path, source: str, time_scale: float, blocks: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Blocks | None]:
     rows = _read_jsonl(path, source)
     lines = [n for n, _ in rows]
@@ -186,7 +186,7 @@ def _length_jsonl(
         times,
         _tokens(_field(rows, "input_length", source), source, "input_length", 0, lines),
         _tokens(_field(rows, "output_length", source), source, "output_length", 0, lines),
-        _hash_ids(rows, source),
+        _hash_ids(rows, source) if blocks else None,
     )
 
 
@@ -282,7 +282,7 @@ def _load(path: Path, fmt: str, columns: CsvColumns, mtime: float) -> Trace:
     if fmt == "azure":
         times, n_in, n_out = _azure(path, source)
     elif fmt == "mooncake":
-        times, n_in, n_out, blocks = _length_jsonl(path, source, 1e-3)
+        times, n_in, n_out, blocks = _length_jsonl(path, source, 1e-3, blocks=True)
     elif fmt == "ragpulse":
         times, n_in, n_out, _ = _length_jsonl(path, source, 1.0)
     elif fmt == "openai-usage":

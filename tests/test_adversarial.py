@@ -231,7 +231,12 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         {"shared_tokens": 100, "block_tokens": 0},
         "block_tokens",
     ),
-    ("prefix routing without caching", POOL, {**BASE["deployments"][0], "prefix_caching": False, "prefix_routing": True}, "prefix_routing"),
+    (
+        "prefix routing without caching",
+        POOL,
+        {**BASE["deployments"][0], "prefix_caching": False, "prefix_routing": True},
+        "prefix_routing",
+    ),
     # structure
     (
         "a route listing a deployment three times",
