@@ -560,14 +560,14 @@ def probe_command(
     fmt: str,
 ) -> None:
     """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
-    from simulator.hardware import (
+    from simulator.probe import architecture_spec, default_precision, probe
+    from simulator.serving.hardware import (
         architecture_names,
         config_architecture,
         find_architecture,
         find_gpu,
         gpu_names,
     )
-    from simulator.probe import architecture_spec, default_precision, probe
 
     shape = architecture_spec(model)
     if "config" in shape:

@@ -183,7 +183,7 @@ class ServingSpec(DeploymentSpec):
     @field_validator("gpu")
     @classmethod
     def _known_gpu(cls, value: str) -> str:
-        from simulator.hardware import find_gpu, gpu_names
+        from simulator.serving.hardware import find_gpu, gpu_names
 
         if find_gpu(value) is None:
             raise ValueError(f"unknown GPU {value!r} (known: {', '.join(gpu_names())})")

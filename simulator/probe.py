@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from simulator.loader import load_scenario
-from simulator.performance import build_step_model, decode_time
 from simulator.runner import run
 from simulator.scenario import ArchitectureSpec
+from simulator.serving.performance import build_step_model, decode_time
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def architecture_spec(model: str) -> dict[str, str]:
 def default_precision(gpu: str) -> str:
     """The precision a replica of `gpu` serves in unless told: FP8 where the GPU has FP8
     tensor cores, else BF16."""
-    from simulator.hardware import find_gpu
+    from simulator.serving.hardware import find_gpu
 
     found = find_gpu(gpu)
     return "fp8" if found is not None and "fp8" in found.flops else "bf16"

@@ -18,7 +18,7 @@ from simulator.catalog import PriceCatalog, bundled_catalog
 from simulator.deployment_specs import AnyDeploymentSpec
 from simulator.distributions import TokenDist, TokenPairs
 from simulator.errors import ScenarioError
-from simulator.hardware import (
+from simulator.serving.hardware import (
     Architecture,
     architecture_names,
     config_architecture,
@@ -323,7 +323,7 @@ class Scenario(Spec):
     def _serving_problems(self) -> list[str]:
         """Dedicated and cluster deployments: their model, its fit on the GPUs, the routes."""
         from simulator.deployment_specs import ServingSpec
-        from simulator.performance import build_step_model
+        from simulator.serving.performance import build_step_model
 
         problems = []
         for d in self.deployments:

@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from simulator.performance import StepModel
+from simulator.serving.performance import StepModel
 
 
 def simulate_steps(

@@ -155,7 +155,7 @@ def test_event_by_event_replica_matches_the_step_by_step_reference(
     )
     result = run_checked(scenario)
     r = result.runs[0].records
-    from simulator.performance import build_step_model
+    from simulator.serving.performance import build_step_model
 
     model = build_step_model(
         scenario.deployments[0], scenario.models["m"].resolved_architecture("m")
@@ -377,7 +377,7 @@ def test_chunked_prefill_matches_its_step_by_step_reference(
         seed=seed, horizon=300, models=MODELS, workloads=[workload], deployments=[pool]
     )
     r = run_checked(scenario).runs[0].records
-    from simulator.performance import build_step_model
+    from simulator.serving.performance import build_step_model
 
     model = build_step_model(
         scenario.deployments[0], scenario.models["m"].resolved_architecture("m")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.hardware import find_architecture
-from simulator.hf_config import architecture_from_config
+from simulator.serving.hardware import find_architecture
+from simulator.serving.hf_config import architecture_from_config
 from tests.adversary import assert_refused, capsim_here
 
 # The fields capsim reads, as the models' config.json files on Hugging Face give them.

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from simulator import ScenarioError
 from simulator.deployment_specs import DedicatedSpec
-from simulator.hardware import find_architecture
-from simulator.performance import (
+from simulator.serving.hardware import find_architecture
+from simulator.serving.performance import (
     FixedModel,
     LinearModel,
     build_step_model,
@@ -24,7 +24,7 @@ from simulator.performance import (
     next_boundary,
     steps_within,
 )
-from simulator.performance_table import fit_table
+from simulator.serving.performance_table import fit_table
 
 
 def _roofline(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.hardware import gpu_names
 from simulator.probe import probe
+from simulator.serving.hardware import gpu_names
 from tests.test_cli import capsim
 
 POINTS = list(
@@ -137,7 +137,7 @@ def test_probe_matches_fixed_concurrency_measurements(row: dict[str, str]) -> No
 def test_probe_works_on_every_catalog_gpu_for_one_token_answers(gpu: str) -> None:
     """A probe prices nothing: GPUs with no bundled price work; a one-token answer has no
     TPOT; the default precision is one the GPU has."""
-    from simulator.hardware import find_gpu
+    from simulator.serving.hardware import find_gpu
 
     result = probe("llama-3.1-8b", gpu, input_tokens=500, output_tokens=1, concurrency=4)
     assert result.tpot_s is None and result.ttft_s > 0

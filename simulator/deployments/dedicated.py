@@ -17,9 +17,9 @@ import numpy as np
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
 from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
-from simulator.hardware import find_gpu
-from simulator.performance import StepModel, build_step_model, decode_time
 from simulator.scenario import Scenario
+from simulator.serving.hardware import find_gpu
+from simulator.serving.performance import StepModel, build_step_model, decode_time
 
 
 def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bool:

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 import simpy
 from simpy.events import NORMAL
 
-from simulator.performance import envelope, envelope_sum, first_boundary, next_boundary
 from simulator.records import Outcome
+from simulator.serving.performance import envelope, envelope_sum, first_boundary, next_boundary
 
 if TYPE_CHECKING:
     from simulator.deployments.dedicated import ServingPool

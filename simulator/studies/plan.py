@@ -99,7 +99,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     over one replica's saturated throughput for their mean request. Fewer replicas would be
     overloaded on the model's own numbers (their `offered_load` over 1)."""
     from simulator.deployments.dedicated import replica_capacity
-    from simulator.performance import build_step_model
+    from simulator.serving.performance import build_step_model
     from simulator.traffic import scenario_traffic
 
     first = [w for w in scenario.workloads if w.route and w.route[0] == spec.name]
@@ -513,8 +513,8 @@ def plan_gpu_types(
     its bundled price (the scenario's own price stays with the scenario's own GPU)."""
     from pydantic import ValidationError
 
-    from simulator.hardware import find_gpu
     from simulator.loader import format_validation_error
+    from simulator.serving.hardware import find_gpu
 
     name = planned_deployment(scenario, deployment).name
     plans: list[tuple[str, dict[str, Any] | None, str | None]] = []

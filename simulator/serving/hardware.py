@@ -123,7 +123,7 @@ def architecture_catalog() -> dict[str, Architecture]:
         for name in [row["model"], *row["aliases"].split("|")]:
             if name:
                 catalog[_key(name)] = arch
-    from simulator.hf_config import architecture_from_config
+    from simulator.serving.hf_config import architecture_from_config
 
     for row in _rows("model_configs.csv"):  # counted from bundled Hugging Face configs
         text = resources.files("simulator.data").joinpath(row["config"]).read_text("utf-8")
@@ -148,7 +148,7 @@ def config_architecture(path: str) -> Architecture:
 
     from simulator.errors import ScenarioError
     from simulator.files import parse_json, read_text
-    from simulator.hf_config import architecture_from_config
+    from simulator.serving.hf_config import architecture_from_config
 
     try:
         data = parse_json(read_text(Path(path), "model config"), path)

@@ -24,7 +24,7 @@ import numpy as np
 
 from simulator.errors import ScenarioError
 from simulator.files import parse_json, read_text
-from simulator.performance import LinearModel
+from simulator.serving.performance import LinearModel
 
 
 def _lstsq(columns: list[np.ndarray], target: np.ndarray) -> np.ndarray:

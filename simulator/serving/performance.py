@@ -21,7 +21,7 @@ from simulator.deployment_specs import (
     ServingSpec,
     TablePerformanceSpec,
 )
-from simulator.hardware import BYTES_PER_WEIGHT, GPU, Architecture, find_gpu
+from simulator.serving.hardware import BYTES_PER_WEIGHT, GPU, Architecture, find_gpu
 
 Line = tuple[float, float]  # step seconds = intercept + slope x context tokens
 
@@ -240,7 +240,7 @@ def build_step_model(
     if isinstance(perf, FixedPerformanceSpec):
         return FixedModel(perf.prefill_tokens_per_s, perf.tpot, perf.kv_capacity_tokens or math.inf)
     if isinstance(perf, TablePerformanceSpec):
-        from simulator.performance_table import fit_table
+        from simulator.serving.performance_table import fit_table
 
         return fit_table(Path(perf.path), perf.kv_capacity_tokens)
     assert isinstance(perf, RooflineSpec)
