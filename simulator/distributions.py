@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.special import ndtr, ndtri
 
 from simulator.limits import MAX_TOKENS
 from simulator.spec import Spec, TokenCount, TokenMean
@@ -118,6 +117,8 @@ class Lognormal(TokenDistribution):
         return np.asarray(rng.lognormal(self.mu, self.sigma, n), dtype=np.float64)
 
     def quantile(self, u: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtri  # scipy loads where used: start-up stays fast
+
         values: np.ndarray = np.exp(self.mu + self.sigma * ndtri(u))
         return values
 
@@ -125,6 +126,8 @@ class Lognormal(TokenDistribution):
         if self.max is None:
             return self.mean_
         s, m, cap = self.sigma, self.mu, float(self.max)
+        from scipy.special import ndtr
+
         below = self.mean_ * ndtr((math.log(cap) - m - s * s) / s)
         above = cap * (1.0 - ndtr((math.log(cap) - m) / s))
         return float(below + above)

@@ -8,7 +8,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtrit
 
 from simulator.engine import RunResult
 from simulator.metrics import (
@@ -91,6 +90,8 @@ def _interval(values: list[float]) -> list[float]:
         return [float(values[0]), float(values[0])]
     mean = float(np.mean(values))
     sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    from scipy.special import stdtrit
+
     half = float(stdtrit(len(values) - 1, 0.975)) * sem
     return [mean - half, mean + half]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 from simulator.records import Blocks
 from simulator.scenario import PrefixSpec, Scenario, Workload
@@ -67,6 +66,8 @@ class TokenSampler:
             rho = w.token_correlation
             z_in = self.rng_in.standard_normal(n)
             z_out = rho * z_in + np.sqrt(1.0 - rho * rho) * self.rng_out.standard_normal(n)
+            from scipy.special import ndtr
+
             return w.input_tokens.sample_at(ndtr(z_in)), w.output_tokens.sample_at(ndtr(z_out))
         return w.input_tokens.sample(self.rng_in, n), w.output_tokens.sample(self.rng_out, n)
 

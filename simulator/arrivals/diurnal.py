@@ -15,8 +15,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-from scipy.optimize import brentq
-from scipy.special import i0e
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals, thinned_poisson
 from simulator.units import Rate
@@ -36,6 +34,9 @@ def parse_clock(value: object) -> float:
 
 def _concentration(peak_to_mean: float) -> float:
     """k with e^k / I0(k) = peak_to_mean (i0e(k) = I0(k) e^-k)."""
+    from scipy.optimize import brentq  # scipy loads where used: start-up stays fast
+    from scipy.special import i0e
+
     if peak_to_mean <= 1.0:
         return 0.0
     return float(brentq(lambda k: -math.log(i0e(k)) - math.log(peak_to_mean), 1e-12, 1e8))
@@ -85,6 +86,8 @@ class Diurnal(ArrivalProcess):
         k = _concentration(float(self.peak_to_mean or 1.0))
         angle = 2 * math.pi * (seconds_of_day - parse_clock(self.peak_at)) / DAY
         # exp(k cos) / I0(k), written with i0e to stay finite for large k
+        from scipy.special import i0e
+
         bump: np.ndarray = np.exp(k * (np.cos(angle) - 1.0)) / i0e(k)
         return bump
 
