@@ -9,11 +9,18 @@ The public API: load a scenario, run it, read the result.
     >>> busier = simulator.vary(scenario, {"workloads.chat.arrivals.rate": "4000000/month"})
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
 from simulator.loader import load_scenario
 from simulator.runner import Result, run
 from simulator.scenario import Scenario
 from simulator.variants import vary
+
+try:
+    __version__ = version("capsim")
+except PackageNotFoundError:  # a source tree that was not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "CapsimError",
@@ -21,6 +28,7 @@ __all__ = [
     "RunTooLargeError",
     "Scenario",
     "ScenarioError",
+    "__version__",
     "load_scenario",
     "run",
     "vary",

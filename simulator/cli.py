@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -31,13 +32,31 @@ MAX_FIT_SPAN_S = 400 * 86400.0
 MAX_PROBE_CLIENTS = 10_000
 
 
+def _style(text: str, **style: Any) -> str:
+    """Coloured, unless NO_COLOR is set (no-color.org); rich's tables follow it too."""
+    return text if os.environ.get("NO_COLOR") else click.style(text, **style)
+
+
 def _warn(message: str) -> None:
-    click.echo(click.style("capsim: warning: ", fg="yellow", bold=True) + message, err=True)
+    click.echo(_style("capsim: warning: ", fg="yellow", bold=True) + message, err=True)
 
 
 def _fail(message: str) -> None:
-    click.echo(click.style("capsim: error: ", fg="red", bold=True) + message, err=True)
+    click.echo(_style("capsim: error: ", fg="red", bold=True) + message, err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _load(path: Path) -> Scenario:
+    """A scenario from a file, or from standard input when the path is `-`."""
+    if str(path) != "-":
+        return load_scenario(path)
+    from simulator.files import MAX_TEXT_BYTES
+    from simulator.loader import parse_yaml, scenario_from_data
+
+    text = sys.stdin.read(MAX_TEXT_BYTES + 1)
+    if len(text) > MAX_TEXT_BYTES:
+        raise CapsimError(f"<stdin>: over the limit of {MAX_TEXT_BYTES:,} characters")
+    return scenario_from_data(parse_yaml(text, "<stdin>"), "<stdin>", Path.cwd())
 
 
 @contextmanager
@@ -100,6 +119,11 @@ def cli() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="also write report.json, per-request records and report.html into this folder",
 )
+@click.option(
+    "--fail-on-slo",
+    is_flag=True,
+    help="exit 1 when an SLO is missed (after printing the report): for CI gates",
+)
 @force_option
 @quiet_option
 def run_command(
@@ -108,11 +132,12 @@ def run_command(
     seed: int | None,
     replications: int | None,
     out: Path | None,
+    fail_on_slo: bool,
     force: bool,
     quiet: bool,
 ) -> None:
-    """Simulate SCENARIO and print its report."""
-    spec = load_scenario(scenario)
+    """Simulate SCENARIO (`-`: standard input) and print its report."""
+    spec = _load(scenario)
     if out is not None:
         check_out_dir(out)
     big = spec.expected_requests() * (replications or spec.replications) >= PROGRESS_MIN_REQUESTS
@@ -134,6 +159,16 @@ def run_command(
 
         for path in write_run_outputs(result, out):
             click.echo(f"wrote {path}", err=True)
+    if fail_on_slo:
+        missed = [
+            f"{w['name']} {e['key']}"
+            for w in result.report["workloads"]
+            for e in w["slo"]
+            if e["met"] is False or e.get("met_share", 1.0) < 1.0
+        ]
+        if missed:
+            _warn(f"SLO missed: {', '.join(missed)}")
+            sys.exit(1)
 
 
 @cli.command("compare")
@@ -330,7 +365,6 @@ def sweep_command(
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
     from simulator.loader import parse_yaml, read_scenario_data
-    from simulator.report import TOTAL_KEYS as TOTALS
     from simulator.sweep import grid_points, sweep
 
     if workers is not None and dask_address is not None:
@@ -345,6 +379,15 @@ def sweep_command(
         raise CapsimError(f"{grid_path}: {str(exc).removeprefix('--grid: ')}") from None
     with _progress(not quiet, f"sweeping {len(points)} runs") as progress:
         rows = sweep(data, base_dir, source, points, workers, dask_address, progress)
+    _show_sweep(rows, fmt)
+    if all(row["status"] != "ok" for row in rows):
+        _warn(f"every one of the {len(rows)} runs failed (see their status)")
+        sys.exit(1)
+
+
+def _show_sweep(rows: list[dict[str, Any]], fmt: str) -> None:
+    from simulator.report import TOTAL_KEYS as TOTALS
+
     if fmt == "json":
         click.echo(to_json(rows))
         return
@@ -382,15 +425,25 @@ def _cell(value: Any) -> str:
 
 
 @cli.command("validate")
-@click.argument("scenario", type=click.Path(path_type=Path))
-def validate_command(scenario: Path) -> None:
-    """Check SCENARIO and say what it holds."""
-    spec: Scenario = load_scenario(scenario)
-    click.echo(
-        f"{scenario}: valid: {len(spec.models)} models, {len(spec.workloads)} workloads, "
-        f"{len(spec.deployments)} deployments; horizon {spec.horizon:g} s, "
-        f"about {spec.expected_requests():,.0f} requests per replication"
-    )
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate_command(scenarios: tuple[Path, ...]) -> None:
+    """Check each SCENARIO (`-`: standard input) and say what it holds; exit 2 if any is
+    invalid, after checking them all."""
+    bad = 0
+    for scenario in scenarios:
+        try:
+            spec: Scenario = _load(scenario)
+        except CapsimError as exc:
+            click.echo(_style("capsim: error: ", fg="red", bold=True) + str(exc), err=True)
+            bad += 1
+            continue
+        click.echo(
+            f"{scenario}: valid: {len(spec.models)} models, {len(spec.workloads)} workloads, "
+            f"{len(spec.deployments)} deployments; horizon {spec.horizon:g} s, "
+            f"about {spec.expected_requests():,.0f} requests per replication"
+        )
+    if bad:
+        sys.exit(EXIT_USAGE)
 
 
 @cli.command("schema")

@@ -276,3 +276,42 @@ def test_absurd_runs_are_refused_up_front_with_the_estimate(tmp_path: Path) -> N
     out = capsim("run", str(_write(tmp_path, data)))
     assert out.returncode == 2
     assert "2,592,000,000" in out.stderr and "--force" in out.stderr
+
+
+def test_validate_takes_several_files_and_standard_input(tmp_path: Path) -> None:
+    text = Path("scenarios/serverless_pricing_guide.yaml").read_text()
+    good = subprocess.run(
+        [sys.executable, "-m", "simulator", "validate", "-", "scenarios/traffic_steady.yaml"],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.count(": valid:") == 2 and good.stdout.startswith("-: valid")
+    bad = capsim("validate", "scenarios/traffic_steady.yaml", str(tmp_path / "nope.yaml"))
+    assert bad.returncode == 2 and "nope.yaml" in bad.stderr and ": valid:" in bad.stdout
+
+
+def test_fail_on_slo_gates_ci_on_the_slos() -> None:
+    missed = capsim(
+        "run", "scenarios/tenants_and_features.yaml", "--fail-on-slo", "--format", "json"
+    )
+    assert missed.returncode == 1 and "SLO missed: globex-support" in missed.stderr
+    assert json.loads(missed.stdout)["totals"]["requests"] > 0  # the report still comes
+    met = capsim("run", "scenarios/traffic_steady.yaml", "--fail-on-slo", "--format", "json")
+    assert met.returncode == 0, met.stderr
+
+
+def test_no_color_leaves_messages_plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.cli import _style
+
+    assert _style("x", fg="red") != "x"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert _style("x", fg="red") == "x"
+
+
+def test_a_sweep_whose_every_run_failed_exits_1(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("vary: {horizon: ['-1s', 'soon']}\n")
+    out = capsim("sweep", "scenarios/traffic_steady.yaml", "--grid", str(grid), "--workers", "1")
+    assert out.returncode == 1 and "every one of the 2 runs failed" in out.stderr
