@@ -46,6 +46,36 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _gpu_prices(path: Path) -> dict[str, float]:
+    """`{GPU: USD per GPU-hour}` from a YAML file, each GPU known and each price finite."""
+    import math
+
+    from simulator.files import read_text
+    from simulator.limits import MAX_USD_PER_GPU_HOUR
+    from simulator.loader import parse_yaml
+    from simulator.serving.hardware import find_gpu, gpu_names
+
+    data = parse_yaml(read_text(path, "GPU price file"), str(path))
+    if not isinstance(data, dict):
+        raise CapsimError(f"{path}: expected a mapping of GPU to USD per GPU-hour")
+    prices = {}
+    for gpu, price in data.items():
+        if find_gpu(str(gpu)) is None:
+            raise CapsimError(f"{path}: {gpu}: unknown GPU (known: {', '.join(gpu_names())})")
+        if (
+            isinstance(price, bool)
+            or not isinstance(price, int | float)
+            or not math.isfinite(price)
+            or not 0 <= price <= MAX_USD_PER_GPU_HOUR
+        ):
+            raise CapsimError(
+                f"{path}: {gpu}: expected USD per GPU-hour between 0 and "
+                f"{MAX_USD_PER_GPU_HOUR:,.0f}, got {price!r}"
+            )
+        prices[str(gpu)] = float(price)
+    return prices
+
+
 def _load(path: Path) -> Scenario:
     """A scenario from a file, or from standard input when the path is `-`."""
     if str(path) != "-":
@@ -249,6 +279,11 @@ def compare_command(
     help="local processes that run a fleet's replications at once (same answer)",
 )
 @click.option(
+    "--gpu-prices",
+    type=click.Path(path_type=Path),
+    help="YAML {GPU: USD per GPU-hour} for --gpus: GPUs without a bundled price, or yours",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option(
@@ -265,6 +300,7 @@ def plan_command(
     gpus: str | None,
     replications: int | None,
     workers: int,
+    gpu_prices: Path | None,
     fmt: str,
     out: Path | None,
     force: bool,
@@ -281,9 +317,11 @@ def plan_command(
             from simulator.studies.plan import plan_gpu_types
 
             names = [g.strip() for g in gpus.split(",") if g.strip()]
+            prices = _gpu_prices(gpu_prices) if gpu_prices is not None else None
             answer = plan_gpu_types(
-                spec, names, deployment, max_replicas, replications, progress, force, workers
-            )
+                spec, names, deployment, max_replicas, replications, progress, force, workers,
+                prices,
+            )  # fmt: skip
         else:
             answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
     if out is not None:

@@ -144,6 +144,15 @@ class AutoscaleSpec(Spec):
         return self
 
 
+class BillingSpec(Spec):
+    """A commitment for reserved capacity: its rate per GPU-hour (instead of the list price),
+    its term, and a monthly minimum charged when the GPU-hours used cost less."""
+
+    term_months: int = Field(default=12, ge=1, le=120)
+    price_per_gpu_hour: float | None = Field(default=None, ge=0, le=MAX_USD_PER_GPU_HOUR)
+    minimum_monthly_usd: float = Field(default=0.0, ge=0, le=1e10)
+
+
 class ServingSpec(DeploymentSpec):
     """What dedicated endpoints and clusters share: replicas of one model on GPUs."""
 
@@ -173,6 +182,15 @@ class ServingSpec(DeploymentSpec):
         description="with chunked prefill: tokens a step may process",
     )
     performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
+
+    billing: BillingSpec | None = None
+
+    def gpu_hour_price(self) -> float | None:
+        """USD per GPU-hour: the commitment's rate, else the deployment's, else None (the
+        bundled price of the GPU applies)."""
+        if self.billing is not None and self.billing.price_per_gpu_hour is not None:
+            return self.billing.price_per_gpu_hour
+        return self.price_per_gpu_hour
 
     @model_validator(mode="after")
     def _routing_needs_caching(self) -> ServingSpec:
@@ -204,6 +222,14 @@ class DedicatedSpec(ServingSpec):
         if isinstance(value, int) and value > MAX_REPLICAS:
             raise ValueError(f"replicas must be at most {MAX_REPLICAS:,}, got {value:,}")
         return value
+
+    @model_validator(mode="after")
+    def _commitment_is_reserved(self) -> DedicatedSpec:
+        if self.billing is not None and isinstance(self.replicas, AutoscaleSpec):
+            raise ValueError(
+                "billing: a commitment reserves replicas; autoscaled ones are on demand"
+            )
+        return self
 
 
 class ClusterSpec(ServingSpec):

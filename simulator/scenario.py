@@ -348,7 +348,7 @@ class Scenario(Spec):
             except ScenarioError as exc:
                 problems.append(f"{where}.performance: {exc}")
             gpu = find_gpu(d.gpu)
-            if d.price_per_gpu_hour is None and gpu is not None and gpu.usd_per_gpu_hour is None:
+            if d.gpu_hour_price() is None and gpu is not None and gpu.usd_per_gpu_hour is None:
                 problems.append(
                     f"{where}.price_per_gpu_hour: no bundled price for {gpu.name}; set one"
                 )

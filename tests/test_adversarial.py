@@ -237,6 +237,32 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         {**BASE["deployments"][0], "prefix_caching": False, "prefix_routing": True},
         "prefix_routing",
     ),
+    (
+        "commitment price inf",
+        (*POOL, "billing"),
+        {"price_per_gpu_hour": math.inf},
+        "price_per_gpu_hour",
+    ),
+    (
+        "commitment minimum negative",
+        (*POOL, "billing"),
+        {"minimum_monthly_usd": -1},
+        "minimum_monthly_usd",
+    ),
+    ("commitment term 0", (*POOL, "billing"), {"term_months": 0}, "term_months"),
+    (
+        "serverless price nan",
+        ("deployments", 1, "price"),
+        {"input": math.nan, "output": 1},
+        "price",
+    ),
+    (
+        "serverless cached price inf",
+        ("deployments", 1, "price"),
+        {"input": 1, "output": 1, "cached_input": math.inf},
+        "cached_input",
+    ),
+    ("prompt cache ttl a year", ("deployments", 1, "prompt_cache_ttl"), "400d", "prompt_cache_ttl"),
     # structure
     (
         "a route listing a deployment three times",

@@ -355,3 +355,73 @@ def test_the_cheapest_mix_is_the_cheapest_size_that_holds() -> None:
     best = min(costs, key=lambda n: costs[n])
     assert mix["replicas"] == best
     assert mix["monthly_cost_usd"] == pytest.approx(costs[best])
+
+
+def test_a_commitment_bills_its_rate_and_its_monthly_minimum() -> None:
+    """billing: the commitment's rate replaces the list price; when the hours cost less than
+    the monthly minimum (pro rata over the horizon), the shortfall is billed too."""
+    workload = {
+        **BASE["workloads"][0],
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": "10/h"},
+    }
+
+    def pool(**billing: object) -> dict:
+        return _pool(replicas=1, price_per_gpu_hour=2.0, performance=_fixed(0.01), billing=billing)
+
+    def report(**billing: object) -> dict:
+        scenario = make_scenario(
+            horizon="1d", models=MODELS, workloads=[workload], deployments=[pool(**billing)]
+        )
+        return run(scenario).report["deployments"][0]
+
+    rate = report(price_per_gpu_hour=1.5)
+    assert rate["price_per_gpu_hour"] == 1.5
+    assert rate["cost_usd"] == pytest.approx(1.5 * rate["gpu_hours"])
+    assert rate["commitment_shortfall_usd"] == 0 and rate["term_months"] == 12
+    minimum = report(minimum_monthly_usd=3000, term_months=6)
+    owed = 3000 / 30  # one day of a 30-day month
+    assert minimum["commitment_minimum_usd"] == pytest.approx(owed)
+    assert minimum["commitment_shortfall_usd"] == pytest.approx(owed - 2.0 * minimum["gpu_hours"])
+    assert minimum["cost_usd"] == pytest.approx(owed)
+    covered = report(minimum_monthly_usd=100)  # the hours cost more than the minimum
+    assert covered["commitment_shortfall_usd"] == 0
+    assert covered["cost_usd"] == pytest.approx(2.0 * covered["gpu_hours"])
+    from simulator.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="billing"):
+        make_scenario(
+            models=MODELS,
+            workloads=[workload],
+            deployments=[{**pool(minimum_monthly_usd=1), "replicas": {"min": 1, "max": 2}}],
+        )
+
+
+def test_plan_over_gpu_types_takes_prices_from_a_file(tmp_path: Path) -> None:
+    """--gpu-prices: GPU types without a bundled price (L40S) can be planned; bad files are
+    refused naming the file and the GPU."""
+    from tests.adversary import assert_refused, capsim_here
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_plan_scenario().model_dump(mode="json", by_alias=True)))
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("L40S: 0.75\n")
+    out = capsim_here(
+        "plan", str(path), "--gpus", "H100-SXM,L40S", "--gpu-prices", str(prices),
+        "--max-replicas", "6", "--replications", "1", "--format", "json",
+    )  # fmt: skip
+    assert out.code == 0, out.stderr
+    options = {o["gpu"]: o for o in json.loads(out.stdout)["gpu_options"]}
+    assert options["L40S"]["error"] is None and options["L40S"]["slo_met"]
+    assert options["L40S"]["monthly_cost_usd"] == pytest.approx(
+        options["L40S"]["replicas"] * 0.75 * 720, rel=2e-3
+    )
+    without = capsim_here(
+        "plan", str(path), "--gpus", "H100-SXM,L40S", "--max-replicas", "6",
+        "--replications", "1", "--format", "json",
+    )  # fmt: skip
+    assert "no bundled price" in json.loads(without.stdout)["gpu_options"][1]["error"]
+    for text, word in [("H900: 1\n", "H900"), ("L40S: .inf\n", "L40S"), ("[1]\n", "mapping")]:
+        prices.write_text(text)
+        result = capsim_here("plan", str(path), "--gpus", "L40S", "--gpu-prices", str(prices))
+        assert_refused(result, str(prices), word)

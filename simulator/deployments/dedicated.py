@@ -59,9 +59,8 @@ class ServingPool(DeploymentModel):
         self.env = context.env
         gpu = find_gpu(spec.gpu)
         assert gpu is not None
-        price = (
-            spec.price_per_gpu_hour if spec.price_per_gpu_hour is not None else gpu.usd_per_gpu_hour
-        )
+        given = spec.gpu_hour_price()
+        price = given if given is not None else gpu.usd_per_gpu_hour
         assert price is not None  # validated with the scenario
         self.price = price
         self.queue: deque[Entry] = deque()  # waiting for a replica with room
@@ -372,6 +371,11 @@ class ServingPool(DeploymentModel):
         extras = 0.0
         if isinstance(self.spec, ClusterSpec):
             extras = self.spec.extras_per_month * horizon / scenario.month
+        billing = self.spec.billing
+        minimum = shortfall = 0.0
+        if billing is not None:  # a monthly minimum: charged when the hours cost less
+            minimum = billing.minimum_monthly_usd * horizon / scenario.month
+            shortfall = max(0.0, minimum - cost)
         replica_seconds = sum(
             min(stop, end) - start for start, stop in self.lives if min(stop, end) > start
         )
@@ -392,7 +396,7 @@ class ServingPool(DeploymentModel):
         overloaded = piling or (offered_load is not None and offered_load > 1.0)
         counts = [n for _, n in self.timeline]
         return DeploymentSummary(
-            fixed_cost_usd=cost + extras,
+            fixed_cost_usd=cost + shortfall + extras,
             gpu_hours=gpu_hours,
             utilization=min(1.0, busy / replica_seconds) if replica_seconds > 0 else None,
             extra={
@@ -401,6 +405,9 @@ class ServingPool(DeploymentModel):
                 "price_per_gpu_hour": self.price,
                 "gpu_cost_usd": cost,
                 "extras_usd": extras,
+                "commitment_minimum_usd": minimum if billing is not None else None,
+                "commitment_shortfall_usd": shortfall if billing is not None else None,
+                "term_months": billing.term_months if billing is not None else None,
                 "replicas_mean": horizon_replica_seconds / horizon,
                 "replicas_peak": max(counts) if counts else 0,
                 "replicas_timeline": [[t, n] for t, n in self.timeline],

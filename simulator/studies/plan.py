@@ -403,6 +403,8 @@ def summarize(
         n = chosen.replicas
         hours = scenario.month / 3600
         fleet_monthly = n * spec.gpus_per_replica * float(pool["price_per_gpu_hour"]) * hours
+        if spec.billing is not None:  # a commitment's monthly minimum
+            fleet_monthly = max(fleet_monthly, spec.billing.minimum_monthly_usd)
         per_token = serverless / tokens if tokens else math.inf
         volume = fleet_monthly / per_token if per_token > 0 else math.inf
         peak = pool.get("modeled_max_output_tokens_per_s_per_replica")
@@ -488,7 +490,17 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
             "cheaper at this volume."
         )
     mix = a["cheapest_mix"]
-    if mix is not None:
+    if (
+        mix is not None
+        and a["monthly_cost_usd"] is not None
+        and (mix["monthly_cost_usd"] >= a["monthly_cost_usd"])
+    ):
+        text += (
+            f" Overflowing to the next route entry saves nothing: its cheapest mix, "
+            f"{mix['replicas']} replica{'s' if mix['replicas'] != 1 else ''}, costs "
+            f"${mix['monthly_cost_usd']:,.0f} a month."
+        )
+    elif mix is not None:
         text += (
             f" Cheapest mix that meets the SLOs: {mix['replicas']} reserved "
             f"replica{'s' if mix['replicas'] != 1 else ''} with "
@@ -507,10 +519,12 @@ def plan_gpu_types(
     progress: Callable[[float], None] | None = None,
     force: bool = False,
     workers: int = 1,
+    gpu_prices: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """`plan` for each GPU type; the answer is the cheapest that meets the SLOs, with every
     option listed in `gpu_options`. Another GPU keeps the deployment's settings and takes
-    its bundled price (the scenario's own price stays with the scenario's own GPU)."""
+    its price from `gpu_prices` (`--gpu-prices`), else its bundled one (the scenario's own
+    price stays with the scenario's own GPU)."""
     from pydantic import ValidationError
 
     from simulator.loader import format_validation_error
@@ -526,6 +540,11 @@ def plan_gpu_types(
             if d["name"] == name and find_gpu(d["gpu"]) != find_gpu(gpu):
                 d["gpu"] = gpu
                 d.pop("price_per_gpu_hour", None)
+                d.pop("billing", None)  # a commitment is for the scenario's own GPU
+                found = find_gpu(gpu)
+                for key, price in (gpu_prices or {}).items():
+                    if find_gpu(key) == found:
+                        d["price_per_gpu_hour"] = price
         try:
             variant = Scenario.model_validate(data, context={"month_s": scenario.month})
         except ValidationError as exc:
