@@ -46,6 +46,19 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _speculative(
+    draft_tokens: int | None, acceptance_rate: float, draft: str | None
+) -> dict[str, Any] | None:
+    if draft_tokens is None:
+        if draft is not None:
+            raise CapsimError("--draft: give --draft-tokens too")
+        return None
+    spec: dict[str, Any] = {"draft_tokens": draft_tokens, "acceptance_rate": acceptance_rate}
+    if draft is not None:
+        spec["draft"] = draft
+    return spec
+
+
 def _gpu_prices(path: Path) -> dict[str, float]:
     """`{GPU: USD per GPU-hour}` from a YAML file, each GPU known and each price finite."""
     import math
@@ -629,6 +642,19 @@ def fit_command(
 @click.option(
     "--chunked-prefill", is_flag=True, help="prefill prompts in chunks inside decode steps"
 )
+@click.option(
+    "--draft-tokens",
+    type=click.IntRange(1, 16),
+    help="speculative decoding: draft tokens a step (an EAGLE-style head unless --draft)",
+)
+@click.option(
+    "--acceptance-rate",
+    type=click.FloatRange(0, 0.99),
+    default=0.7,
+    show_default=True,
+    help="with --draft-tokens: the chance each draft token is kept",
+)
+@click.option("--draft", help="with --draft-tokens: a bundled architecture as the draft model")
 @click.option("--max-batch", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--mfu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
 @click.option("--mbu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
@@ -645,6 +671,9 @@ def probe_command(
     concurrency: str,
     rate: float | None,
     chunked_prefill: bool,
+    draft_tokens: int | None,
+    acceptance_rate: float,
+    draft: str | None,
     max_batch: int,
     mfu: float | None,
     mbu: float | None,
@@ -701,8 +730,9 @@ def probe_command(
             overrides,
             rate,
             chunked_prefill,
+            _speculative(draft_tokens, acceptance_rate, draft),
         )
-    except ValueError as exc:
+    except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -144,6 +144,17 @@ class AutoscaleSpec(Spec):
         return self
 
 
+class SpeculativeSpec(Spec):
+    """Speculative decoding: a draft proposes `draft_tokens` tokens a step, the target checks
+    them in one pass and keeps each (in order) with probability `acceptance_rate`. The draft
+    is a bundled architecture (`draft: llama-3.2-1b`, say), or by default an EAGLE-style head:
+    one decoder layer of the target."""
+
+    draft_tokens: int = Field(ge=1, le=16)
+    acceptance_rate: float = Field(ge=0, le=0.99)
+    draft: str | None = Field(default=None, description="a bundled architecture name")
+
+
 class BillingSpec(Spec):
     """A commitment for reserved capacity: its rate per GPU-hour (instead of the list price),
     its term, and a monthly minimum charged when the GPU-hours used cost less."""
@@ -184,6 +195,7 @@ class ServingSpec(DeploymentSpec):
     performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
 
     billing: BillingSpec | None = None
+    speculative: SpeculativeSpec | None = None
 
     def gpu_hour_price(self) -> float | None:
         """USD per GPU-hour: the commitment's rate, else the deployment's, else None (the
@@ -196,6 +208,14 @@ class ServingSpec(DeploymentSpec):
     def _routing_needs_caching(self) -> ServingSpec:
         if self.prefix_routing and not self.prefix_caching:
             raise ValueError("prefix_routing routes by cached prompts: set prefix_caching too")
+        if self.speculative is not None:
+            if self.performance.model != "roofline":
+                raise ValueError(
+                    "speculative: modeled with the roofline (measured step times already "
+                    "include whatever decoding the engine did)"
+                )
+            if self.chunked_prefill:
+                raise ValueError("speculative: not modeled together with chunked_prefill")
         return self
 
     @field_validator("gpu")

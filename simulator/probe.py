@@ -69,6 +69,7 @@ def probe(
     performance: dict[str, Any] | None = None,
     rate: float | None = None,
     chunked_prefill: bool = False,
+    speculative: dict[str, Any] | None = None,
 ) -> ProbeResult:
     """Measure one replica as fixed-concurrency benchmarks do (NVIDIA GenAI-Perf / AIPerf,
     vLLM `bench serve --max-concurrency`): `concurrency` clients (None: enough to fill the
@@ -92,6 +93,8 @@ def probe(
         "chunked_prefill": chunked_prefill,
         "performance": perf,
     }
+    if speculative:
+        deployment["speculative"] = speculative
     from simulator.deployment_specs import DedicatedSpec
 
     step = build_step_model(DedicatedSpec.model_validate(deployment), arch)

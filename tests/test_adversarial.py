@@ -263,6 +263,30 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         "cached_input",
     ),
     ("prompt cache ttl a year", ("deployments", 1, "prompt_cache_ttl"), "400d", "prompt_cache_ttl"),
+    (
+        "speculative draft tokens 100",
+        (*POOL, "speculative"),
+        {"draft_tokens": 100, "acceptance_rate": 0.5},
+        "draft_tokens",
+    ),
+    (
+        "speculative acceptance 1",
+        (*POOL, "speculative"),
+        {"draft_tokens": 3, "acceptance_rate": 1.0},
+        "acceptance_rate",
+    ),
+    (
+        "speculative acceptance nan",
+        (*POOL, "speculative"),
+        {"draft_tokens": 3, "acceptance_rate": math.nan},
+        "acceptance_rate",
+    ),
+    (
+        "speculative unknown draft",
+        (*POOL, "speculative"),
+        {"draft_tokens": 3, "acceptance_rate": 0.5, "draft": "gpt-9"},
+        "gpt-9",
+    ),
     # structure
     (
         "a route listing a deployment three times",

@@ -21,7 +21,13 @@ from simulator.deployment_specs import (
     ServingSpec,
     TablePerformanceSpec,
 )
-from simulator.serving.hardware import BYTES_PER_WEIGHT, GPU, Architecture, find_gpu
+from simulator.serving.hardware import (
+    BYTES_PER_WEIGHT,
+    GPU,
+    Architecture,
+    find_architecture,
+    find_gpu,
+)
 
 Line = tuple[float, float]  # step seconds = intercept + slope x context tokens
 
@@ -216,6 +222,22 @@ class RooflineModel:
         )
         return [memory, compute]
 
+    def verify_lines(self, batch: int, per_sequence: int) -> list[Line]:
+        """A step in which each of `batch` sequences runs `per_sequence` tokens (speculative
+        verification): the weights are read once, each sequence's KV cache once, the FLOPs
+        and the attention grow with the tokens."""
+        tokens = batch * per_sequence
+        fixed = self._communication(tokens) + self.step_overhead
+        memory = (
+            self.weight_bytes_read(tokens) / self.bandwidth + fixed,
+            self.kv_bytes_per_token / self.bandwidth,
+        )
+        compute = (
+            2.0 * self.arch.active_params_b * 1e9 * tokens / self.flops + fixed,
+            4.0 * self.arch.layers * self._attention_width() * per_sequence / self.flops,
+        )
+        return [memory, compute]
+
     def _decode_lines(self, batch: int) -> list[Line]:
         fixed = self._communication(batch) + self.step_overhead
         memory = (
@@ -227,6 +249,64 @@ class RooflineModel:
             4.0 * self.arch.layers * self._attention_width() / self.flops,
         )
         return [memory, compute]
+
+
+def tokens_per_step(acceptance_rate: float, draft_tokens: int) -> float:
+    """Tokens a sequence gains per speculative step: the first rejected draft token is
+    replaced by the target's own, so (1 - a^(k+1)) / (1 - a) on average."""
+    a, k = acceptance_rate, draft_tokens
+    return (1.0 - a ** (k + 1)) / (1.0 - a)
+
+
+@dataclass(frozen=True)
+class SpeculativeModel:
+    """Speculative decoding on a roofline replica. A step: the draft's k steps, then the
+    target's verification of k + 1 tokens a sequence; it yields tokens_per_step tokens a
+    sequence. The replica sees the step's time per token gained (both lines of the step
+    divided by it), so a sequence's tokens keep coming one a "step": TPOT and throughput are
+    right on average, the burstiness of accepted runs is not modeled. At small batch the
+    step is memory bound and verification costs about one decode step: gains approach the
+    tokens per step; as the batch grows the FLOPs of k + 1 tokens a sequence dominate and
+    the gain shrinks, then turns into a loss."""
+
+    target: RooflineModel
+    draft: RooflineModel | None  # None: an EAGLE-style head, one decoder layer of the target
+    draft_tokens: int
+    acceptance_rate: float
+    kv_capacity_tokens: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lines", {})
+
+    @property
+    def tokens_per_step(self) -> float:
+        return tokens_per_step(self.acceptance_rate, self.draft_tokens)
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        draft = self.draft.prefill_time(tokens, squared_tokens) if self.draft else 0.0
+        return self.target.prefill_time(tokens, squared_tokens) + draft
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
+        lines = cache.get(batch)
+        if lines is None:
+            k = self.draft_tokens
+            verify = self.target.verify_lines(batch, k + 1)
+            if self.draft is not None:
+                step = self.draft.decode_lines(batch)
+            else:
+                layers = self.target.arch.layers
+                step = [(a / layers, b / layers) for a, b in self.target.decode_lines(batch)]
+            drafting = [(k * a, k * b) for a, b in step]
+            tau = self.tokens_per_step
+            # max(verify) + max(drafting) is the max of every pairwise sum
+            lines = cache[batch] = [
+                ((a1 + a2) / tau, (b1 + b2) / tau) for a1, b1 in verify for a2, b2 in drafting
+            ]
+        return lines
+
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        raise NotImplementedError("speculative decoding is not modeled with chunked prefill")
 
 
 def build_step_model(
@@ -268,7 +348,7 @@ def build_step_model(
             f"(memory_fraction {perf.memory_fraction}): use more GPUs per replica or a lower "
             "precision"
         )
-    return RooflineModel(
+    target = RooflineModel(
         arch,
         gpu,
         tp,
@@ -278,6 +358,33 @@ def build_step_model(
         perf.mbu,
         perf.step_overhead,
         perf.allreduce_latency,
+        math.floor(capacity),
+    )
+    speculative = spec.speculative
+    if speculative is None:
+        return target
+    draft = None
+    draft_weights = weights / arch.layers  # an EAGLE-style head: one decoder layer
+    draft_kv = kv_bytes / arch.layers
+    if speculative.draft is not None:
+        draft_arch = find_architecture(speculative.draft)
+        if draft_arch is None:
+            raise ValueError(f"speculative.draft: unknown architecture {speculative.draft!r}")
+        draft_weights = draft_arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
+        draft_kv = draft_arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
+        draft = RooflineModel(
+            draft_arch, gpu, tp, perf.precision, draft_kv, perf.mfu, perf.mbu,
+            0.0, perf.allreduce_latency, math.inf,
+        )  # fmt: skip
+    # the draft's weights, and its KV cache beside the target's for every token
+    capacity = (usable - weights - draft_weights) / (kv_bytes + draft_kv)
+    if capacity < 1:
+        raise ValueError("speculative: the draft's weights leave no room for the KV cache")
+    return SpeculativeModel(
+        target,
+        draft,
+        speculative.draft_tokens,
+        speculative.acceptance_rate,
         math.floor(capacity),
     )
 
