@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from simulator.files import write_atomic, write_text_atomic
+from simulator.html_tables import plan_table, report_sections
 from simulator.records import Outcome
 from simulator.render import overload_warning
 from simulator.report import to_json
@@ -213,8 +214,10 @@ def html_page(
     images: list[tuple[str, str]],
     data: dict[str, Any],
     warnings: list[str] | None = None,
+    sections: str = "",
 ) -> str:
-    """A self-contained page: the summary, its warnings, the totals as a table, the plots."""
+    """A self-contained page: the summary, its warnings, the data as a table (or the
+    report's own tables, `sections`), the plots."""
     alerts = "\n".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings or [])
     figures = "\n".join(
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png}">'
@@ -230,12 +233,13 @@ def html_page(
 <style>body{{font-family:sans-serif;max-width:1250px;margin:2em auto;color:#222}}
 figure{{margin:1.5em 0}} img{{max-width:100%}} table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .summary{{font-size:1.05em}}
-.warning{{color:#b00;font-weight:bold}}
+td+td{{text-align:right}} h2{{margin-top:1.5em;font-size:1.15em}}
+.warning,.bad{{color:#b00;font-weight:bold}} .ok{{color:#070}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="summary">{html.escape(summary)}</p>
 {alerts}
-<table>{rows}</table>
+{sections or f"<table>{rows}</table>"}
 {figures}
 </body></html>
 """
@@ -293,6 +297,7 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
         run_images(result),
         {k: v for k, v in totals.items() if not k.endswith("_ci95")},
         warnings=run_warnings(result.report),
+        sections=report_sections(result.report, result.scenario),
     )
     html_path = out / "report.html"
     write_text_atomic(html_path, page)
@@ -311,16 +316,23 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
     if result is not None:
         written += write_run_outputs(result, out)[:2]
         images += run_images(result)
+    summary = {
+        k: v
+        for k, v in clean.items()
+        if k
+        not in ("curve", "verdict", "workloads", "break_even", "cheapest_mix", "gpu_options",
+                "capacity_bound", "search", "warnings")
+    }  # fmt: skip
+    sections = plan_table(summary)
+    if result is not None:  # the chosen fleet's report, as a run's
+        sections += "\n" + report_sections(result.report, result.scenario)
     page = html_page(
         f"capsim plan: {clean['scenario']}",
         clean["verdict"],
         images,
-        {
-            k: v
-            for k, v in clean.items()
-            if k not in ("curve", "verdict", "workloads", "break_even", "cheapest_mix")
-        },
-        warnings=run_warnings(result.report) if result is not None else None,
+        summary,
+        warnings=(run_warnings(result.report) if result is not None else []) + clean["warnings"],
+        sections=sections,
     )
     html_path = out / "report.html"
     write_text_atomic(html_path, page)

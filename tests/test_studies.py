@@ -179,7 +179,8 @@ def test_run_out_writes_an_html_report_with_its_plots(tmp_path: Path) -> None:
     data = scenario_dict(horizon="30m", models=MODELS)
     data["workloads"][0]["route"] = ["pool", "serverless"]
     data["workloads"][0]["slo"] = {"ttft_p95": "2s", "e2e_p99": "60s"}
-    data["deployments"].append(_pool(max_batch=8, max_queue=2))
+    data["workloads"][0]["tags"] = {"tenant": "acme"}
+    data["deployments"].append(_pool(max_batch=8, max_queue=2, price_per_gpu_hour=2.0))
     path.write_text(yaml.safe_dump(data))
     out = capsim("run", str(path), "--out", str(tmp_path / "o"), "--format", "json")
     assert out.returncode == 0, out.stderr
@@ -195,6 +196,18 @@ def test_run_out_writes_an_html_report_with_its_plots(tmp_path: Path) -> None:
     ):
         assert caption in page
     assert json.loads((tmp_path / "o" / "report.json").read_text()) == json.loads(out.stdout)
+    # the terminal report's tables and the assumptions, readable without capsim
+    report = json.loads(out.stdout)
+    for title in ("Totals", "Workloads", "SLOs", "Deployments", "By tenant", "Assumptions"):
+        assert f"<h2>{title}</h2>" in page, title
+    import simulator
+
+    assert f"<td>{simulator.__version__}</td>" in page
+    assert "1 x H100-SXM a replica at $2.00 per GPU-hour" in page
+    assert "<td>ttft_p95</td>" in page and "<td>e2e_p99</td>" in page
+    for d in report["deployments"]:
+        assert f"<td>{d['name']}</td>" in page
+    assert f"{report['totals']['requests']:,}" in page
 
 
 def test_plan_out_writes_the_plan_and_its_search_curve(tmp_path: Path) -> None:

@@ -1,0 +1,170 @@
+"""The terminal report's tables as HTML, and the assumptions a report rests on, for a
+report.html someone forwards as is."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from simulator.render import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
+from simulator.scenario import Scenario
+
+
+def _ci(row: dict[str, Any], key: str, fmt: Any) -> str:
+    text = str(fmt(row.get(key)))
+    interval = row.get(f"{key}_ci95")
+    if interval:
+        text += f" ±{fmt((interval[1] - interval[0]) / 2)}"
+    return text
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> str:
+    """An HTML table; a cell given as (text, css class) is styled."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            text, css = cell if isinstance(cell, tuple) else (cell, "")
+            attribute = f' class="{css}"' if css else ""
+            cells.append(f"<td{attribute}>{html.escape(str(text))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f"<h2>{html.escape(title)}</h2>\n<table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def assumptions(report: dict[str, Any], scenario: Scenario) -> list[list[Any]]:
+    """What the figures rest on: the run's settings, the software, the prices."""
+    from simulator import __version__
+    from simulator.catalog import BUNDLED_SOURCE
+
+    rows: list[list[Any]] = [
+        ["scenario", report["scenario"]],
+        ["seed", report["seed"]],
+        ["horizon", fmt_seconds(report["horizon_s"])],
+        ["month (basis of monthly figures)", fmt_seconds(report["month_s"])],
+        ["warm-up (left out of latency)", fmt_seconds(report.get("warmup_s") or 0.0)],
+        ["replications", report["replications"]],
+        ["capsim version", __version__],
+        ["serverless price catalog", scenario.catalog or BUNDLED_SOURCE],
+    ]
+    for d in report["deployments"]:
+        if d.get("gpu"):
+            rows.append(
+                [
+                    f"{d['name']}: GPUs and price",
+                    f"{d['gpus_per_replica']} x {d['gpu']} a replica at "
+                    f"{fmt_usd(d['price_per_gpu_hour'], True)} per GPU-hour",
+                ]
+            )
+    return rows
+
+
+def report_sections(report: dict[str, Any], scenario: Scenario) -> str:
+    """Totals, workloads, SLOs, deployments, every tag breakdown and the assumptions."""
+    t = report["totals"]
+    parts = [
+        _table(
+            "Totals",
+            ["figure", "value"],
+            [
+                ["requests", fmt_count(t["requests"])],
+                [
+                    "completed / rejected",
+                    f"{fmt_count(t['completed'])} / {fmt_count(t['rejected'])}",
+                ],
+                [
+                    "input / output tokens",
+                    f"{fmt_count(t['input_tokens'])} / {fmt_count(t['output_tokens'])}",
+                ],
+                [f"cost over {fmt_seconds(report['horizon_s'])}", fmt_usd(t["cost_usd"], True)],
+                ["monthly cost", _ci(t, "monthly_cost_usd", fmt_usd)],
+                ["$ per 1M tokens", fmt_usd(t["usd_per_1m_tokens"], True)],
+            ],
+        )
+    ]
+    workloads, slos = [], []
+    for w in report["workloads"]:
+        lat = w["latency"]
+        workloads.append(
+            [
+                w["name"], w["model"], fmt_count(w["requests"]), fmt_count(w["rejected"]),
+                _ci(w, "monthly_cost_usd", fmt_usd), fmt_usd(w["usd_per_1m_tokens"], True),
+                fmt_seconds(lat["ttft_s"]["p95"]), fmt_seconds(lat["tpot_s"]["p95"]),
+                fmt_seconds(lat["e2e_s"]["p99"]),
+            ]
+        )  # fmt: skip
+        for s in w["slo"]:
+            met = s["met"]
+            mark = "-" if met is None else (("yes", "ok") if met else ("NO", "bad"))
+            slos.append(
+                [
+                    w["name"], s["key"], fmt_seconds(s["target_s"]), fmt_seconds(s["observed_s"]),
+                    fmt_share(s["attainment"]), mark,
+                ]
+            )  # fmt: skip
+    parts.append(
+        _table(
+            "Workloads",
+            ["workload", "model", "requests", "rejected", "monthly cost", "$/1M tokens",
+             "TTFT p95", "TPOT p95", "E2E p99"],
+            workloads,
+        )
+    )  # fmt: skip
+    if slos:
+        parts.append(
+            _table("SLOs", ["workload", "SLO", "target", "observed", "attainment", "met"], slos)
+        )
+    deployments = []
+    for d in report["deployments"]:
+        replicas = d.get("replicas_mean")
+        overloaded = d.get("overloaded")
+        deployments.append(
+            [
+                (d["name"], "bad") if overloaded else d["name"], d["kind"],
+                fmt_count(d["requests"]), fmt_count(d["spilled"]),
+                _ci(d, "monthly_cost_usd", fmt_usd), fmt_usd(d["usd_per_1m_tokens"], True),
+                fmt_share(d["utilization"]), fmt_share(d.get("throughput_utilization")),
+                "-" if replicas is None else f"{replicas:.2f}", fmt_hours(d["gpu_hours"]),
+                ("YES", "bad") if overloaded else ("-" if overloaded is None else "no"),
+            ]
+        )  # fmt: skip
+    parts.append(
+        _table(
+            "Deployments",
+            ["deployment", "kind", "requests", "spilled", "monthly cost", "$/1M tokens", "busy",
+             "throughput vs max", "replicas (mean)", "GPU-hours", "overloaded"],
+            deployments,
+        )
+    )  # fmt: skip
+    for key, rows in report["breakdowns"].items():
+        parts.append(
+            _table(
+                f"By {key}",
+                [key, "requests", "input tokens", "output tokens", "monthly cost", "$/1M tokens"],
+                [
+                    [
+                        r["value"], fmt_count(r["requests"]), fmt_count(r["input_tokens"]),
+                        fmt_count(r["output_tokens"]), fmt_usd(r["monthly_cost_usd"]),
+                        fmt_usd(r["usd_per_1m_tokens"], True),
+                    ]
+                    for r in rows
+                ],
+            )
+        )  # fmt: skip
+    parts.append(_table("Assumptions", ["what", "value"], assumptions(report, scenario)))
+    return "\n".join(parts)
+
+
+def plan_table(summary: dict[str, Any]) -> str:
+    """A plan's answer as a table of its figures."""
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, float):
+            shown = fmt_usd(value) if key.endswith("usd") else f"{value:,.4g}"
+        else:
+            shown = "-" if value is None else str(value)
+        rows.append([key.replace("_", " "), shown])
+    return _table("Plan", ["figure", "value"], rows)
