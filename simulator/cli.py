@@ -442,16 +442,27 @@ def _show_sweep(rows: list[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(rows))
         return
-    columns = [k for k in rows[0] if k not in TOTALS and k != "status"] + ["status", *TOTALS]
+    seen: dict[str, None] = {}  # every row's keys in first-seen order (failed rows have fewer)
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    first = list(rows[0])
+    varied = first[: first.index("status")]  # the grid's paths and the seed come first
+    outcomes = [k for k in seen if k not in varied and k not in TOTALS and k != "status"]
+    columns = [*varied, "status", *TOTALS, *outcomes]
     if fmt == "csv":
         import csv
         import io
+
+        def cell(value: Any) -> Any:  # JSON, not Python's repr, for structured values
+            if value is None:
+                return ""
+            return json.dumps(value) if isinstance(value, dict | list) else value
 
         out = io.StringIO()
         writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+            writer.writerow({k: cell(row.get(k)) for k in columns})
         click.echo(out.getvalue(), nl=False)
         return
     table = Table(title=f"Sweep of {len(rows)} runs", title_justify="left")

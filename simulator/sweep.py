@@ -59,10 +59,34 @@ def run_point(
         row["seed"] = report["seed"]
         row["status"] = "ok"
         row.update({k: report["totals"][k] for k in TOTALS})
+        row.update(outcome_columns(report))
     except CapsimError as exc:
         row["status"] = f"error: {exc}"
         row.update(dict.fromkeys(TOTALS))
     return row
+
+
+def outcome_columns(report: dict[str, Any]) -> dict[str, Any]:
+    """What a sweep row says besides the totals: each workload's TTFT p95, TPOT p95, E2E p99,
+    whether its SLOs were all met and its lowest attainment; each deployment's spill (and,
+    for a fleet, whether it was overloaded)."""
+    columns: dict[str, Any] = {}
+    for w in report["workloads"]:
+        if w.get("unattributed"):
+            continue
+        name, latency = w["name"], w["latency"]
+        columns[f"{name}.ttft_p95_s"] = latency["ttft_s"]["p95"]
+        columns[f"{name}.tpot_p95_s"] = latency["tpot_s"]["p95"]
+        columns[f"{name}.e2e_p99_s"] = latency["e2e_s"]["p99"]
+        if w["slo"]:
+            attainments = [e["attainment"] for e in w["slo"] if e["attainment"] is not None]
+            columns[f"{name}.slo_met"] = all(e["met"] for e in w["slo"])
+            columns[f"{name}.min_attainment"] = min(attainments) if attainments else None
+    for d in report["deployments"]:
+        columns[f"{d['name']}.spilled"] = d["spilled"]
+        if "overloaded" in d:
+            columns[f"{d['name']}.overloaded"] = d["overloaded"]
+    return columns
 
 
 def sweep(

@@ -104,3 +104,43 @@ def test_an_unreachable_dask_scheduler_is_a_clear_error(tmp_path: Path, address:
     grid.write_text(yaml.safe_dump({"vary": {"deployments.serverless.ttft": ["1s"]}}))
     out = capsim("sweep", str(scenario), "--grid", str(grid), "--dask", address)
     assert out.returncode == 2 and "cannot reach the scheduler" in out.stderr
+
+
+def test_sweep_rows_say_latency_slos_and_spill_and_csv_cells_are_json() -> None:
+    """A sweep of rate limits said only totals: its rows now carry each workload's latency
+    quantiles and SLO outcome and each deployment's spill; structured values in CSV are JSON."""
+    import csv
+    import io
+    import json
+
+    from tests.test_cli import capsim
+
+    out = capsim(
+        "sweep", "scenarios/traffic_steady.yaml", "--grid", "scenarios/values/sweep_grid.yaml",
+        "--workers", "2", "--format", "csv",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert len(rows) == 12
+    for column in (
+        "support.ttft_p95_s",
+        "support.slo_met",
+        "support.min_attainment",
+        "primary.spilled",
+    ):
+        assert all(row[column] != "" for row in rows), column
+    arrivals = json.loads(rows[0]["workloads.support.arrivals"])
+    assert arrivals["process"] in ("poisson", "gamma")
+    # tighter limits spill more, whatever the profile and seed
+    spilled = {}
+    for row in rows:
+        key = (row["workloads.support.arrivals"], row["seed"])
+        spilled.setdefault(key, []).append(
+            (
+                float(row["deployments.primary.rate_limit.requests_per_min"]),
+                int(row["primary.spilled"]),
+            )
+        )
+    for series in spilled.values():
+        counts = [n for _, n in sorted(series)]
+        assert counts == sorted(counts, reverse=True)
