@@ -274,7 +274,7 @@ def run_warnings(report: dict[str, Any]) -> list[str]:
 def write_run_outputs(result: Result, out: Path) -> list[Path]:
     """report.json, records (Parquet with pyarrow, else CSV) and report.html."""
     out.mkdir(parents=True, exist_ok=True)
-    frame = result.records
+    frame = result.all_records  # every replication, told apart by `replication`
     try:
         import pyarrow  # noqa: F401
 

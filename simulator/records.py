@@ -134,15 +134,31 @@ class Records:
         for name in self._columns():
             setattr(self, name, getattr(self, name)[: self.count][order])
 
-    def to_frame(self, workload_names: list[str], deployment_names: list[str]) -> pd.DataFrame:
-        """The records as a DataFrame, with names instead of indices and latencies derived."""
+    def to_frame(
+        self,
+        workload_names: list[str],
+        deployment_names: list[str],
+        models: list[str] | None = None,
+        tags: list[dict[str, str]] | None = None,
+        replication: int = 0,
+    ) -> pd.DataFrame:
+        """The records as a DataFrame: names instead of indices (each workload's model and
+        tags, `tag_<key>`, beside it), latencies derived, units in the column names."""
         import pandas as pd
 
-        columns = {name: getattr(self, name) for name in self._columns()}
-        frame = pd.DataFrame(columns)
-        frame["workload"] = pd.Categorical.from_codes(
-            self.workload.astype(np.int64), categories=pd.Index(workload_names)
-        )
+        frame = pd.DataFrame({"replication": np.full(self.count, replication, np.int32)})
+        codes = self.workload.astype(np.int64)
+        frame["workload"] = pd.Categorical.from_codes(codes, categories=pd.Index(workload_names))
+        if models is not None:
+            frame["model"] = np.asarray(models, dtype=object)[codes]
+        for key in sorted({k for t in tags or [] for k in t}):
+            values = np.asarray([t.get(key) for t in tags or []], dtype=object)
+            frame[f"tag_{key}"] = values[codes]
+        for name in ("deployment", "outcome", "reason", "spills", "input_tokens", "output_tokens"):
+            frame[name] = getattr(self, name)
+        for name in ("arrival", "start", "first_token", "finish"):
+            frame[f"{name}_s"] = getattr(self, name)
+        frame["cost_usd"] = self.cost
         frame["deployment"] = pd.Categorical.from_codes(
             self.deployment.astype(np.int64), categories=pd.Index(deployment_names)
         )
@@ -154,5 +170,11 @@ class Records:
         )
         frame["queue_s"] = self.start - self.arrival
         frame["ttft_s"] = self.first_token - self.arrival
+        with np.errstate(invalid="ignore", divide="ignore"):  # one-token answers: no TPOT
+            frame["tpot_s"] = np.where(
+                self.output_tokens > 1,
+                (self.finish - self.first_token) / (self.output_tokens - 1),
+                np.nan,
+            )
         frame["e2e_s"] = self.finish - self.arrival
         return frame

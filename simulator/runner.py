@@ -33,10 +33,25 @@ class Result:
     @property
     def records(self) -> pd.DataFrame:
         """Per-request records of the first replication, as a DataFrame."""
-        run = self.runs[0]
-        names = [w.name for w in self.scenario.workloads]
-        frame = run.records.to_frame(names, run.deployment_names)
-        return frame
+        return self._frame(0)
+
+    @property
+    def all_records(self) -> pd.DataFrame:
+        """Per-request records of every replication, one after the other (`replication`)."""
+        import pandas as pd
+
+        return pd.concat([self._frame(k) for k in range(len(self.runs))], ignore_index=True)
+
+    def _frame(self, k: int) -> pd.DataFrame:
+        run = self.runs[k]
+        workloads = self.scenario.workloads
+        return run.records.to_frame(
+            [w.name for w in workloads],
+            run.deployment_names,
+            [w.model for w in workloads],
+            [dict(w.tags) for w in workloads],
+            run.replication,
+        )
 
 
 def check_size(scenario: Scenario, replications: int, force: bool = False) -> None:

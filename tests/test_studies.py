@@ -266,7 +266,7 @@ def test_the_python_api_returns_report_and_records() -> None:
     assert result.report["replications"] == 2
     frame = result.records
     assert len(frame) == len(result.runs[0].records)
-    assert {"arrival", "ttft_s", "e2e_s", "cost", "deployment", "outcome"} <= set(frame.columns)
+    assert {"arrival_s", "ttft_s", "e2e_s", "cost_usd", "deployment", "outcome"} <= set(frame.columns)
 
 
 def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
@@ -438,3 +438,33 @@ def test_plan_over_gpu_types_takes_prices_from_a_file(tmp_path: Path) -> None:
         prices.write_text(text)
         result = capsim_here("plan", str(path), "--gpus", "L40S", "--gpu-prices", str(prices))
         assert_refused(result, str(prices), word)
+
+
+def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Path) -> None:
+    import pandas as pd
+
+    data = scenario_dict(horizon="10m")
+    data["workloads"][0]["tags"] = {"tenant": "acme"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = capsim("run", str(path), "--replications", "2", "--out", str(tmp_path / "o"), "-q")
+    assert out.returncode == 0, out.stderr
+    frame = pd.read_csv(tmp_path / "o" / "records.csv")
+    for column in (
+        "replication",
+        "model",
+        "tag_tenant",
+        "arrival_s",
+        "finish_s",
+        "cost_usd",
+        "tpot_s",
+    ):
+        assert column in frame.columns, column
+    assert set(frame["replication"]) == {0, 1}
+    assert set(frame["model"]) == {"m"} and set(frame["tag_tenant"]) == {"acme"}
+    streamed = frame[frame["output_tokens"] > 1]
+    expected = (streamed["finish_s"] - streamed["first_token_s"]) / (streamed["output_tokens"] - 1)
+    assert np.allclose(streamed["tpot_s"], expected)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    per_run = frame.groupby("replication")["cost_usd"].sum()
+    assert per_run.mean() == pytest.approx(report["totals"]["cost_usd"], rel=1e-9)
