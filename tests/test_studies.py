@@ -266,7 +266,8 @@ def test_the_python_api_returns_report_and_records() -> None:
     assert result.report["replications"] == 2
     frame = result.records
     assert len(frame) == len(result.runs[0].records)
-    assert {"arrival_s", "ttft_s", "e2e_s", "cost_usd", "deployment", "outcome"} <= set(frame.columns)
+    expected = {"arrival_s", "ttft_s", "e2e_s", "cost_usd", "deployment", "outcome"}
+    assert expected <= set(frame.columns)
 
 
 def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
