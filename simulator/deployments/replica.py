@@ -183,9 +183,13 @@ class Replica:
         start, pool = self.records.start, self.pool
         prefix = self.prefix
         for i, n_in, n_out, arrival in entries:
-            cached = self.cached_prefix(i, n_in) if prefix else 0
-            tokens += n_in - cached
-            squared += float(n_in) * n_in - float(cached) * cached
+            if prefix:  # only the uncached rest of the prompt is prefilled
+                cached = self.cached_prefix(i, n_in)
+                tokens += n_in - cached
+                squared += float(n_in) * n_in - float(cached) * cached
+            else:
+                tokens += n_in
+                squared += float(n_in) * n_in
             start[i] = at
             pool.queue_area += at - arrival
             self._join(i, n_in, n_out, arrival)
