@@ -210,23 +210,21 @@ class RooflineModel:
         return lines
 
     def _mixed_lines(self, batch: int, chunk: int) -> list[Line]:
-        tokens = batch + chunk
-        fixed = self._communication(tokens) + self.step_overhead
-        memory = (
-            self.weight_bytes_read(tokens) / self.bandwidth + fixed,
-            self.kv_bytes_per_token / self.bandwidth,
-        )
-        compute = (
-            2.0 * self.arch.active_params_b * 1e9 * tokens / self.flops + fixed,
-            4.0 * self.arch.layers * self._attention_width() / self.flops,
-        )
-        return [memory, compute]
+        return self._step_lines(batch + chunk, 1)
 
     def verify_lines(self, batch: int, per_sequence: int) -> list[Line]:
         """A step in which each of `batch` sequences runs `per_sequence` tokens (speculative
         verification): the weights are read once, each sequence's KV cache once, the FLOPs
         and the attention grow with the tokens."""
-        tokens = batch * per_sequence
+        return self._step_lines(batch * per_sequence, per_sequence)
+
+    def _decode_lines(self, batch: int) -> list[Line]:
+        return self._step_lines(batch, 1)
+
+    def _step_lines(self, tokens: int, queries: int) -> list[Line]:
+        """A step over `tokens` tokens, each sequence attending with `queries` of them to its
+        context: bound by reading the weights (MoE: the experts touched) and the KV cache,
+        or by the FLOPs of the tokens and the attention, whichever is slower."""
         fixed = self._communication(tokens) + self.step_overhead
         memory = (
             self.weight_bytes_read(tokens) / self.bandwidth + fixed,
@@ -234,19 +232,7 @@ class RooflineModel:
         )
         compute = (
             2.0 * self.arch.active_params_b * 1e9 * tokens / self.flops + fixed,
-            4.0 * self.arch.layers * self._attention_width() * per_sequence / self.flops,
-        )
-        return [memory, compute]
-
-    def _decode_lines(self, batch: int) -> list[Line]:
-        fixed = self._communication(batch) + self.step_overhead
-        memory = (
-            self.weight_bytes_read(batch) / self.bandwidth + fixed,
-            self.kv_bytes_per_token / self.bandwidth,
-        )
-        compute = (
-            2.0 * self.arch.active_params_b * 1e9 * batch / self.flops + fixed,
-            4.0 * self.arch.layers * self._attention_width() / self.flops,
+            4.0 * self.arch.layers * self._attention_width() * queries / self.flops,
         )
         return [memory, compute]
 
