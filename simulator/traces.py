@@ -210,24 +210,46 @@ def _hash_ids(rows: list[tuple[int, dict[str, Any]]], source: str) -> Blocks | N
     return Blocks(np.asarray(ids, dtype=np.int64), np.asarray(starts, dtype=np.int64))
 
 
+def _failed(row: dict[str, Any]) -> bool:
+    """A batch line that served nothing: an error without a response, a response with an
+    HTTP error status (OpenAI, together.ai), or an Anthropic result that did not succeed."""
+    response = row.get("response")
+    if row.get("error") and not response:
+        return True
+    if isinstance(response, dict):
+        status = response.get("status_code")
+        if isinstance(status, int) and status >= 400:
+            return True
+    result = row.get("result")
+    return isinstance(result, dict) and result.get("type") not in (None, "succeeded")
+
+
 def _usage_of(row: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """(created, prompt_tokens, completion_tokens) of a response, a log line or a batch line."""
+    """(created, input tokens, output tokens) of a response, a log line or a batch line:
+    Chat Completions (`created`, `usage.prompt_tokens` / `completion_tokens`), the Responses
+    API (`created_at`, `usage.input_tokens` / `output_tokens`), an Anthropic message or
+    batch result (`result.message.usage`, no time stamp)."""
     body = row
     response = row.get("response")
     if isinstance(response, dict) and isinstance(response.get("body"), dict):
         body = response["body"]
+    result = row.get("result")
+    if isinstance(result, dict) and isinstance(result.get("message"), dict):
+        body = result["message"]
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
-    created = body.get("created", row.get("created", row.get("timestamp")))
+    created = body.get("created", body.get("created_at", row.get("created", row.get("timestamp"))))
     if usage is None:
         return created, None, None
-    return created, usage.get("prompt_tokens"), usage.get("completion_tokens")
+    n_in = usage.get("prompt_tokens", usage.get("input_tokens"))
+    n_out = usage.get("completion_tokens", usage.get("output_tokens"))
+    return created, n_in, n_out
 
 
 def _openai_usage(path: Path, source: str) -> tuple[np.ndarray, ...]:
     rows = _read_jsonl(path, source)
     created, prompt, completion, lines = [], [], [], []
     for number, row in rows:
-        if row.get("error") and not row.get("response"):
+        if _failed(row):
             continue  # a failed batch line: nothing was served or billed
         when, n_in, n_out = _usage_of(row)
         if n_in is None or n_out is None:

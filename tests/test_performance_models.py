@@ -249,3 +249,17 @@ def test_measured_performance_needs_no_architecture(tmp_path: Path, kind: str) -
     bounded = run_checked(load_scenario(data)).report["deployments"][0]
     assert bounded["kv_capacity_tokens"] == 40_000
     assert bounded["peak_batch"] <= 40_000 // 4_000
+
+
+def test_table_reads_vllm_append_result_lines(tmp_path: Path) -> None:
+    """`vllm bench serve --append-result` writes one JSON object a line (a sweep of
+    concurrencies in one file): read as the list of those results."""
+    results = [_vllm_result(c, 10 + 0.1 * c, 80 + c) for c in (1, 8, 32, 64)]
+    lines = tmp_path / "appended.json"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in results))
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps(results))
+    assert fit_table(lines, None) == fit_table(listed, None)
+    lines.write_text(json.dumps(results[0]) + "\n{broken\n")
+    with pytest.raises(ScenarioError, match="line 2"):
+        fit_table(lines, None)

@@ -259,3 +259,46 @@ def test_fit_prints_a_workload_that_runs(tmp_path: Path) -> None:
     assert workload["arrivals"]["process"] == "diurnal"  # a week-long log: the daily cycle
     data = {**BASE, "horizon": "2d", "workloads": [workload]}
     run_checked(make_scenario(**{k: v for k, v in data.items() if k != "name"}))
+
+
+def test_openai_usage_reads_batch_failures_the_responses_api_and_anthropic_results(
+    tmp_path: Path,
+) -> None:
+    """Failed batch lines (HTTP 400 with body.error, Anthropic 'errored') served nothing and
+    are skipped; Responses API lines (created_at, usage.input_tokens) and Anthropic batch
+    results (result.message.usage) are read."""
+    import json
+
+    from simulator.traces import load_trace
+
+    def chat(created: int, n_in: int, n_out: int) -> dict:
+        body = {"created": created, "usage": {"prompt_tokens": n_in, "completion_tokens": n_out}}
+        return {"response": {"status_code": 200, "body": body}, "error": None}
+
+    failed = {
+        "response": {"status_code": 400, "body": {"error": {"message": "bad request"}}},
+        "error": None,
+    }
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(json.dumps(r) for r in [chat(10, 5, 6), failed, chat(12, 7, 8)]))
+    trace = load_trace(batch, "openai-usage")
+    assert list(trace.input_tokens) == [5, 7] and list(trace.times) == [0, 2]
+
+    responses = tmp_path / "responses.jsonl"
+    rows = [
+        {"created_at": 100, "usage": {"input_tokens": 11, "output_tokens": 3}},
+        {"created_at": 104, "usage": {"input_tokens": 13, "output_tokens": 4}},
+    ]
+    responses.write_text("\n".join(json.dumps(r) for r in rows))
+    trace = load_trace(responses, "openai-usage")
+    assert list(trace.output_tokens) == [3, 4] and list(trace.times) == [0, 4]
+
+    anthropic = tmp_path / "anthropic.jsonl"
+    message = {"usage": {"input_tokens": 20, "output_tokens": 9}}
+    rows = [
+        {"custom_id": "a", "result": {"type": "succeeded", "message": message}},
+        {"custom_id": "b", "result": {"type": "errored", "error": {"type": "invalid_request"}}},
+    ]
+    anthropic.write_text("\n".join(json.dumps(r) for r in rows))
+    trace = load_trace(anthropic, "openai-usage")
+    assert list(trace.input_tokens) == [20] and list(trace.times) == [0]

@@ -124,7 +124,13 @@ def fit_table(path: Path, kv_capacity: float | None) -> LinearModel:
     source = str(path)
     if path.suffix.lower() == ".csv":
         return _from_csv(path, kv_capacity)
-    data = parse_json(read_text(path, "performance table"), source)
+    text = read_text(path, "performance table")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if len(lines) > 1 and all(line.lstrip().startswith("{") for _, line in lines):
+        # `vllm bench serve --append-result`: one result object a line
+        data: Any = [parse_json(line, source, f"line {n}") for n, line in lines]
+    else:
+        data = parse_json(text, source)
     results = data if isinstance(data, list) else [data]
     if not results or not all(isinstance(r, dict) for r in results):
         raise ScenarioError(source, ["expected a vLLM result object or a list of them"])
