@@ -13,15 +13,18 @@ from simulator.serving.performance import SpeculativeModel, build_step_model, to
 from tests.helpers import BASE, make_scenario, run_checked
 
 
+POOL = {
+    "name": "pool",
+    "kind": "dedicated",
+    "model": "m",
+    "gpu": "H100-SXM",
+    "price_per_gpu_hour": 2.0,
+    "performance": {"model": "roofline", "precision": "fp8"},
+}
+
+
 def _models(**speculative: object) -> tuple:
-    pool = {
-        "name": "pool",
-        "kind": "dedicated",
-        "model": "m",
-        "gpu": "H100-SXM",
-        "price_per_gpu_hour": 2.0,
-        "performance": {"model": "roofline", "precision": "fp8"},
-    }
+    pool = dict(POOL)
     arch = find_architecture("llama-3.1-8b")
     plain = build_step_model(DedicatedSpec.model_validate(pool), arch)
     spec = build_step_model(
@@ -72,14 +75,7 @@ def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
 
 def test_a_replica_with_speculation_answers_faster_at_low_load() -> None:
     def tpot(speculative: dict | None) -> float:
-        pool = {
-            "name": "pool",
-            "kind": "dedicated",
-            "model": "m",
-            "gpu": "H100-SXM",
-            "price_per_gpu_hour": 2.0,
-            "performance": {"model": "roofline", "precision": "fp8"},
-        }
+        pool: dict = dict(POOL)
         if speculative:
             pool["speculative"] = speculative
         workload = {
