@@ -12,7 +12,6 @@ from simulator.serving.hardware import find_architecture
 from simulator.serving.performance import SpeculativeModel, build_step_model, tokens_per_step
 from tests.helpers import BASE, make_scenario, run_checked
 
-
 POOL = {
     "name": "pool",
     "kind": "dedicated",
