@@ -83,6 +83,13 @@ PUBLISHED = {
     "mixtral-8x22b": (141.0, 39.0),
     "llama-2-7b": (6.74, 6.74),
     "llama-2-13b": (13.0, 13.0),
+    "llama-4-scout": (109.0, 17.0),  # the card counts the vision encoder too
+    "llama-4-maverick": (400.0, 17.0),
+    # OpenAI's model card counts active parameters without the input embedding (0.58B)
+    "gpt-oss-120b": (116.83, 5.13 + 0.58),
+    "gpt-oss-20b": (20.91, 3.61 + 0.58),
+    "gemma-3-27b": (27.0, 27.0),
+    "gemma-3-12b": (11.8, 11.8),
 }
 
 

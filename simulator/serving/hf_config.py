@@ -8,7 +8,9 @@ router and shared experts; norms and biases are left out (well under 0.1%). The 
 token is 2 (keys and values) x layers x KV heads x head size x 2 bytes in BF16, or, with
 latent attention, layers x (latent rank + RoPE dimension) x 2 bytes. Not modeled: sliding
 window layers (their KV is counted as full attention, an overestimate for Gemma and
-gpt-oss), multi-token prediction layers, vision towers.
+gpt-oss), Llama 4's chunked attention (counted as full), gpt-oss's MXFP4 experts (weights
+are counted at the precision the deployment names), multi-token prediction layers, vision
+towers.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def architecture_from_config(config: Any, name: str) -> Architecture:
         shared_size += (
             _int(config, "n_shared_experts", "num_shared_experts", default=0) * expert_size
         )
+        if str(config.get("model_type", "")).startswith("llama4"):
+            shared_size += expert_size  # Llama 4: one shared expert in every MoE layer
         moe = _moe_layers(config, layers)
         expert = 3 * hidden * expert_size
         shared = 3 * hidden * shared_size
