@@ -56,6 +56,11 @@ class ArrivalProcess(Spec):
         """Arrival times in `[0, horizon)`, drawn from `rng` only."""
         raise NotImplementedError
 
+    def scaled(self, factor: float) -> ArrivalProcess:
+        """The same traffic at `factor` times the rate, its shape kept (a forecast's growth);
+        ValueError where the process has no rate to scale."""
+        raise ValueError(f"{self.__class__.__name__} arrivals cannot be scaled")
+
 
 def renewal_times(
     draw_gaps: GapSampler, rng: np.random.Generator, rate: float, horizon: float

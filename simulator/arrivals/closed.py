@@ -31,6 +31,12 @@ class Closed(ArrivalProcess):
         """When client `client` (0-based) sends its first request."""
         return client * self.ramp / self.concurrency
 
+    def scaled(self, factor: float) -> Closed:
+        raise ValueError(
+            "closed-loop arrivals have no rate to grow: their pace follows the answers "
+            "(give the workload an open arrival process to forecast it)"
+        )
+
     def mean_rate(self) -> float:
         """An upper-bound estimate (the real rate depends on latency): used for sizing only."""
         return self.concurrency / max(self.think_time + ASSUMED_LATENCY_S, 1e-3)

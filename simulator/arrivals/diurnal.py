@@ -76,6 +76,9 @@ class Diurnal(ArrivalProcess):
     def mean_rate(self) -> float:
         return self.rate
 
+    def scaled(self, factor: float) -> Diurnal:
+        return self.model_copy(update={"rate": self.rate * factor})
+
     def _daily(self, seconds_of_day: np.ndarray) -> np.ndarray:
         if self.hourly is not None:
             weights = np.asarray(self.hourly, dtype=np.float64)

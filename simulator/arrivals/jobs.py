@@ -22,6 +22,10 @@ class BatchJobs(ArrivalProcess):
     def mean_rate(self) -> float:
         return self.requests / self.every
 
+    def scaled(self, factor: float) -> BatchJobs:
+        """Jobs of `factor` times the requests (rounded, at least one)."""
+        return self.model_copy(update={"requests": max(1, round(self.requests * factor))})
+
     def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         submissions = np.arange(self.start, horizon, self.every)
         return Arrivals(np.repeat(submissions, self.requests))

@@ -35,6 +35,10 @@ class MMPP(ArrivalProcess):
         shares: np.ndarray = durations / durations.sum()
         return shares
 
+    def scaled(self, factor: float) -> MMPP:
+        states = [s.model_copy(update={"rate": s.rate * factor}) for s in self.states]
+        return self.model_copy(update={"states": states})
+
     def mean_rate(self) -> float:
         return float(self._shares() @ np.array([s.rate for s in self.states]))
 

@@ -20,6 +20,9 @@ class Poisson(ArrivalProcess):
     def mean_rate(self) -> float:
         return self.rate
 
+    def scaled(self, factor: float) -> ArrivalProcess:
+        return self.model_copy(update={"rate": self.rate * factor})
+
     def cv(self) -> float:
         return 1.0
 
@@ -42,6 +45,9 @@ class Gamma(ArrivalProcess):
 
     def mean_rate(self) -> float:
         return self.rate
+
+    def scaled(self, factor: float) -> ArrivalProcess:
+        return self.model_copy(update={"rate": self.rate * factor})
 
     def cv(self) -> float:
         return self.cv_

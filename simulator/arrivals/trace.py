@@ -63,6 +63,13 @@ class TraceReplay(ArrivalProcess):
         trace = self.trace()
         return (trace.span + mean_gap(trace)) * self.time_scale
 
+    def scaled(self, factor: float) -> TraceReplay:
+        """The trace replayed `factor` times faster (its gaps shrink; looped when sped up,
+        so a sped-up replay still fills the horizon)."""
+        return self.model_copy(
+            update={"time_scale": self.time_scale / factor, "loop": self.loop or factor > 1}
+        )
+
     def mean_rate(self) -> float:
         period = self.period()
         return len(self.trace()) / period if period > 0 else math.inf
