@@ -297,6 +297,30 @@ def compare_command(
     help="YAML {GPU: USD per GPU-hour} for --gpus: GPUs without a bundled price, or yours",
 )
 @click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="change the scenario before planning, e.g. deployments.pool.gpu=H200 (repeatable)",
+)
+@click.option(
+    "--months",
+    type=click.IntRange(1, 120),
+    help="forecast this many months of growing traffic: the fleet each month needs and "
+    "what serverless, reserving and on-demand cost over the term",
+)
+@click.option(
+    "--growth",
+    default="0",
+    show_default=True,
+    help="traffic growth a month for --months, e.g. 8% or 0.08",
+)
+@click.option(
+    "--growth-sd",
+    help="uncertainty of the monthly growth (standard deviation, e.g. 5%): the chance a "
+    "reservation costs more than serverless",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @click.option(
@@ -314,6 +338,10 @@ def plan_command(
     replications: int | None,
     workers: int,
     gpu_prices: Path | None,
+    settings: tuple[str, ...],
+    months: int | None,
+    growth: str,
+    growth_sd: str | None,
     fmt: str,
     out: Path | None,
     force: bool,
@@ -322,11 +350,24 @@ def plan_command(
     """Find the cheapest fleet that meets every SLO, and whether to reserve it."""
     from simulator.studies.plan import plan
 
-    spec = load_scenario(scenario)
+    spec = _with_settings(scenario, settings) if settings else load_scenario(scenario)
     if out is not None:
         check_out_dir(out)
+    rate = _share("--growth", growth)
+    spread = _share("--growth-sd", growth_sd) if growth_sd is not None else None
+    if months is None and (growth_sd is not None or rate != 0):
+        raise click.UsageError("--growth and --growth-sd need --months")
+    if months is not None and gpus:
+        raise click.UsageError("--months forecasts one GPU type: drop --gpus")
     with _progress(not quiet, f"planning {spec.name}") as progress, _naming(scenario):
-        if gpus:
+        if months is not None:
+            from simulator.studies.forecast import forecast
+
+            answer = forecast(
+                spec, months, rate, spread, deployment, max_replicas, replications, progress,
+                force, workers,
+            )  # fmt: skip
+        elif gpus:
             from simulator.studies.plan import plan_gpu_types
 
             names = [g.strip() for g in gpus.split(",") if g.strip()]
@@ -385,6 +426,72 @@ def plan_command(
     console = console_for_tables()
     console.print(table)
     console.print(answer["verdict"], soft_wrap=False)
+    if "forecast" in answer:
+        console.print(forecast_table(answer["forecast"]))
+        console.print(answer["forecast"]["verdict"], soft_wrap=False)
+
+
+def _with_settings(path: Path, settings: tuple[str, ...]) -> Scenario:
+    """The scenario at `path` with each `PATH=VALUE` of --set applied (VALUE read as YAML)."""
+    from simulator.loader import parse_yaml, read_scenario_data, scenario_from_data
+    from simulator.variants import set_path
+
+    data, source, base_dir = read_scenario_data(path)
+    for setting in settings:
+        if "=" not in setting:
+            raise CapsimError(f"--set: expected PATH=VALUE, got {setting!r}")
+        key, text = setting.split("=", 1)
+        data = set_path(data, key.strip(), parse_yaml(text, f"--set {key.strip()}"), "--set")
+    shown = ", ".join(settings)
+    return scenario_from_data(data, f"{source} with {shown}", base_dir)
+
+
+def _share(option: str, text: str) -> float:
+    """A rate a month written 8% or 0.08."""
+    value = text.strip()
+    try:
+        return float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a share such as 8% or 0.08, got {text!r}",
+                                 param_hint=option) from None
+
+
+def forecast_table(f: dict[str, Any]) -> Table:
+    """Month by month: traffic, the fleet needed, and the cost of the strategies that
+    matter (serverless, the recommendation, the reservation sized for month 1 and for the
+    last month, on-demand)."""
+    from simulator.html_tables import forecast_shown
+
+    strategies = {s["name"]: s for s in f["strategies"]}
+    rows = f["rows"]
+    shown = forecast_shown(f)
+    table = Table(
+        title=f"Forecast for {f['deployment']}: {f['months']} months at "
+        f"{f['growth']:+.1%} a month",
+        title_justify="left",
+    )
+    for column in ("month", "traffic", "replicas needed", *shown):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["month"]),
+            f"x{row['traffic_factor']:.2f}",
+            "-" if row["replicas_needed"] is None else str(row["replicas_needed"]),
+            *(f"${strategies[name]['monthly_usd'][row['month'] - 1]:,.0f}" for name in shown),
+        )
+    table.add_row(
+        "total", "", "",
+        *(f"${strategies[name]['total_usd']:,.0f}" for name in shown),
+        style="bold",
+    )  # fmt: skip
+    failing = [n for n in shown if strategies[n]["slo_met_all_months"] is False]
+    table.caption = (
+        f"{f['runs']} runs, {f['replications']} replication(s) a month. "
+        + (f"SLOs missed in some month: {', '.join(failing)}. " if failing else "")
+        + f"{len(f['strategies'])} strategies priced; JSON (--format json) lists them all."
+    )
+    table.caption_justify = "left"
+    return table
 
 
 @cli.command("sweep")

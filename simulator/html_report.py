@@ -208,6 +208,44 @@ def search_plot(plan: dict[str, Any]) -> str:
     return _figure_png(fig)
 
 
+def forecast_plot(f: dict[str, Any]) -> str:
+    """A forecast: each strategy's monthly cost, and the fleet needed against the fleet
+    reserved, with the month the recommendation breaks even."""
+    from simulator.html_tables import forecast_shown
+
+    plt = _plt()
+    fig, (cost, fleet) = plt.subplots(1, 2, figsize=(11, 3.6))
+    months = [row["month"] for row in f["rows"]]
+    strategies = {s["name"]: s for s in f["strategies"]}
+    for name in forecast_shown(f):
+        cost.plot(months, strategies[name]["monthly_usd"], "o-", label=name, markersize=3)
+    rec = f["recommendation"]
+    if rec["break_even_month"]:
+        cost.axvline(rec["break_even_month"], color="grey", linestyle=":",
+                     label=f"{rec['name']} ahead from here")  # fmt: skip
+    cost.set_xlabel("month")
+    cost.set_ylabel("USD per month")
+    cost.set_title("Monthly cost by strategy")
+    cost.legend(fontsize=8)
+    needed = [row["replicas_needed"] for row in f["rows"]]
+    fleet.step(months, [n if n is not None else float("nan") for n in needed], where="mid",
+               label="replicas needed")  # fmt: skip
+    if rec["name"].startswith("reserve-"):
+        fleet.axhline(rec["replicas"], color="C1", linestyle="--",
+                      label=f"reserved ({rec['replicas']})")  # fmt: skip
+    fleet.set_xlabel("month")
+    fleet.set_ylabel("replicas")
+    fleet.set_title("Fleet needed against fleet reserved")
+    fleet.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (cost, fleet):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return _figure_png(fig)
+
+
 def html_page(
     title: str,
     summary: str,
@@ -313,6 +351,9 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
     write_text_atomic(plan_path, json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
     written = [plan_path]
     images = [("Plan search: cost and SLO attainment against replicas", search_plot(clean))]
+    forecast = clean.get("forecast")
+    if forecast is not None:
+        images.insert(0, ("Forecast: cost by strategy, fleet needed", forecast_plot(forecast)))
     if result is not None:
         written += write_run_outputs(result, out)[:2]
         images += run_images(result)
@@ -321,14 +362,18 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
         for k, v in clean.items()
         if k
         not in ("curve", "verdict", "workloads", "break_even", "cheapest_mix", "gpu_options",
-                "capacity_bound", "search", "warnings")
+                "capacity_bound", "search", "warnings", "forecast")
     }  # fmt: skip
     sections = plan_table(summary)
+    if forecast is not None:
+        from simulator.html_tables import forecast_table
+
+        sections = forecast_table(forecast) + "\n" + sections
     if result is not None:  # the chosen fleet's report, as a run's
         sections += "\n" + report_sections(result.report, result.scenario)
     page = html_page(
         f"capsim plan: {clean['scenario']}",
-        clean["verdict"],
+        clean["verdict"] + (" " + forecast["verdict"] if forecast is not None else ""),
         images,
         summary,
         warnings=(run_warnings(result.report) if result is not None else []) + clean["warnings"],

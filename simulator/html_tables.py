@@ -168,3 +168,55 @@ def plan_table(summary: dict[str, Any]) -> str:
             shown = "-" if value is None else str(value)
         rows.append([key.replace("_", " "), shown])
     return _table("Plan", ["figure", "value"], rows)
+
+
+def forecast_shown(f: dict[str, Any]) -> list[str]:
+    """The strategies a forecast's table and chart show: serverless, the recommendation,
+    the reservations sized for the first and the last month, on-demand."""
+    names = {s["name"] for s in f["strategies"]}
+    rows = f["rows"]
+    shown = ["serverless"]
+    for name in (
+        f["recommendation"]["name"],
+        f"reserve-{rows[0]['replicas_needed']}",
+        f"reserve-{rows[-1]['replicas_needed']}",
+        "on-demand",
+    ):
+        if name in names and name not in shown:
+            shown.append(name)
+    return shown
+
+
+def forecast_table(f: dict[str, Any]) -> str:
+    """A forecast month by month, then every strategy's total over the term."""
+    strategies = {s["name"]: s for s in f["strategies"]}
+    shown = forecast_shown(f)
+    rows: list[list[Any]] = []
+    for row in f["rows"]:
+        k = row["month"] - 1
+        rows.append(
+            [row["month"], f"x{row['traffic_factor']:.2f}",
+             "-" if row["replicas_needed"] is None else row["replicas_needed"],
+             *(fmt_usd(strategies[n]["monthly_usd"][k]) for n in shown)]
+        )  # fmt: skip
+    monthly = _table(
+        f"Forecast: {f['months']} months at {f['growth']:+.1%} a month",
+        ["month", "traffic", "replicas needed", *shown],
+        rows,
+    )
+    best = f["recommendation"]["name"]
+    totals = [
+        [
+            (s["name"], "ok" if s["name"] == best else ""),
+            "-" if s["replicas"] is None else s["replicas"],
+            fmt_usd(s["total_usd"]),
+            {True: ("yes", "ok"), False: ("no", "bad"), None: "not simulated"}[
+                s["slo_met_all_months"]
+            ],
+        ]
+        for s in f["strategies"]
+    ]
+    return monthly + "\n" + _table(
+        "Strategies over the term", ["strategy", "replicas", "total", "SLOs met every month"],
+        totals,
+    )

@@ -16,8 +16,9 @@ from simulator.files import read_text
 from simulator.loader import parse_yaml
 
 
-def set_path(data: Any, path: str, value: Any) -> Any:
-    """A deep copy of `data` with the value at dotted `path` replaced (list items by name)."""
+def set_path(data: Any, path: str, value: Any, option: str = "--vary") -> Any:
+    """A deep copy of `data` with the value at dotted `path` replaced (list items by name);
+    errors name `option`, the command-line option the path came from."""
     result = copy.deepcopy(data)
     node = result
     parts = path.split(".")
@@ -29,20 +30,20 @@ def set_path(data: Any, path: str, value: Any) -> Any:
             if not matches:
                 names = [str(item.get("name")) for item in node if isinstance(item, dict)]
                 raise CapsimError(
-                    f"--vary {path}: no item named {part!r} at {where} (names: {', '.join(names)})"
+                    f"{option} {path}: no item named {part!r} at {where} (names: {', '.join(names)})"
                 )
             if last:
-                raise CapsimError(f"--vary {path}: cannot replace a whole list item")
+                raise CapsimError(f"{option} {path}: cannot replace a whole list item")
             node = matches[0]
         elif isinstance(node, dict):
             if last:
                 node[part] = copy.deepcopy(value)
                 return result
             if part not in node:
-                raise CapsimError(f"--vary {path}: no key {part!r} at {where}")
+                raise CapsimError(f"{option} {path}: no key {part!r} at {where}")
             node = node[part]
         else:
-            raise CapsimError(f"--vary {path}: {where} is not a mapping or a list")
+            raise CapsimError(f"{option} {path}: {where} is not a mapping or a list")
     return result
 
 

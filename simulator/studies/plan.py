@@ -510,6 +510,35 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
     return text
 
 
+def gpu_variant(
+    scenario: Scenario, name: str, gpu: str, gpu_prices: dict[str, float] | None
+) -> tuple[Scenario | None, str | None]:
+    """The scenario with deployment `name` on `gpu` (its settings kept; its price from
+    `gpu_prices`, else the bundled one; a commitment stays with the scenario's own GPU), or
+    None and why it is not valid (a GPU without a price, a model that does not fit)."""
+    from pydantic import ValidationError
+
+    from simulator.loader import format_validation_error
+    from simulator.serving.hardware import find_gpu
+
+    found = find_gpu(gpu)
+    if found is None:
+        raise CapsimError(f"--gpus: unknown GPU {gpu!r}")
+    data = scenario.model_dump(by_alias=True, exclude_none=True)
+    for d in data["deployments"]:
+        if d["name"] == name and find_gpu(d["gpu"]) != found:
+            d["gpu"] = gpu
+            d.pop("price_per_gpu_hour", None)
+            d.pop("billing", None)  # a commitment is for the scenario's own GPU
+            for key, price in (gpu_prices or {}).items():
+                if find_gpu(key) == found:
+                    d["price_per_gpu_hour"] = price
+    try:
+        return Scenario.model_validate(data, context={"month_s": scenario.month}), None
+    except ValidationError as exc:
+        return None, "; ".join(format_validation_error(exc, data))
+
+
 def plan_gpu_types(
     scenario: Scenario,
     gpus: list[str],
@@ -525,30 +554,12 @@ def plan_gpu_types(
     option listed in `gpu_options`. Another GPU keeps the deployment's settings and takes
     its price from `gpu_prices` (`--gpu-prices`), else its bundled one (the scenario's own
     price stays with the scenario's own GPU)."""
-    from pydantic import ValidationError
-
-    from simulator.loader import format_validation_error
-    from simulator.serving.hardware import find_gpu
-
     name = planned_deployment(scenario, deployment).name
     plans: list[tuple[str, dict[str, Any] | None, str | None]] = []
     for k, gpu in enumerate(gpus):
-        if find_gpu(gpu) is None:
-            raise CapsimError(f"--gpus: unknown GPU {gpu!r}")
-        data = scenario.model_dump(by_alias=True, exclude_none=True)
-        for d in data["deployments"]:
-            if d["name"] == name and find_gpu(d["gpu"]) != find_gpu(gpu):
-                d["gpu"] = gpu
-                d.pop("price_per_gpu_hour", None)
-                d.pop("billing", None)  # a commitment is for the scenario's own GPU
-                found = find_gpu(gpu)
-                for key, price in (gpu_prices or {}).items():
-                    if find_gpu(key) == found:
-                        d["price_per_gpu_hour"] = price
-        try:
-            variant = Scenario.model_validate(data, context={"month_s": scenario.month})
-        except ValidationError as exc:
-            plans.append((gpu, None, "; ".join(format_validation_error(exc, data))))
+        variant, error = gpu_variant(scenario, name, gpu, gpu_prices)
+        if variant is None:
+            plans.append((gpu, None, error))
             continue
 
         def step(fraction: float, k: int = k) -> None:
