@@ -237,3 +237,23 @@ def test_a_closed_loop_workload_cannot_be_forecast(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(scenario.model_dump(mode="json", by_alias=True)))
     assert_refused(capsim_here("plan", str(path), "--months", "3", "--growth", "5%"), "closed")
+
+
+def test_plan_set_changes_the_scenario_before_planning(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_plan_scenario().model_dump(mode="json", by_alias=True)))
+    common = ["--max-replicas", "6", "--replications", "1", "--format", "json"]
+    out = capsim_here("plan", str(path), "--set", "deployments.pool.price_per_gpu_hour=3", *common)
+    assert out.code == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["price_per_gpu_hour"] == 3
+    assert answer["monthly_cost_usd"] == pytest.approx(answer["replicas"] * 3 * 720, rel=3e-3)
+    assert_refused(
+        capsim_here("plan", str(path), "--set", "deployments.nope.gpu=H200", *common),
+        "--set", "nope",
+    )  # fmt: skip
+    assert_refused(capsim_here("plan", str(path), "--set", "novalue", *common), "--set")
+    assert_refused(
+        capsim_here("plan", str(path), "--set", "deployments.pool.replicas=-1", *common),
+        "replicas",
+    )
