@@ -150,7 +150,23 @@ def _field(rows: list[tuple[int, dict[str, Any]]], key: str, source: str) -> lis
 def _datetimes_to_seconds(values: Any, source: str, column: str, first_line: int) -> np.ndarray:
     import pandas as pd
 
-    parsed = pd.to_datetime(pd.Series(values), errors="coerce", format="ISO8601")
+    texts = pd.Series(values).astype(str).str.strip()
+    # a UTC offset that changes along the log (daylight saving time) is exact once every
+    # time is in UTC; times with an offset and times without cannot be put in one order
+    aware = texts.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy()
+    if aware.any() and not aware.all():
+        row = int(np.flatnonzero(aware != aware[0])[0])
+        raise ScenarioError(
+            source,
+            [
+                f"line {first_line + row}, column {column!r}: {texts.iloc[row]!r} "
+                + ("has a UTC offset" if aware[row] else "has no UTC offset")
+                + f" where line {first_line} "
+                + ("has none" if aware[row] else "has one")
+                + ": give every time an offset (or none)"
+            ],
+        )
+    parsed = pd.to_datetime(texts, errors="coerce", format="ISO8601", utc=bool(aware.any()))
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -158,9 +174,11 @@ def _datetimes_to_seconds(values: Any, source: str, column: str, first_line: int
             source,
             [
                 f"line {first_line + row}, column {column!r}: "
-                f"{pd.Series(values).iloc[row]!r} is not a date and time"
+                f"{texts.iloc[row]!r} is not a date and time"
             ],
         )
+    if aware.any():
+        parsed = parsed.dt.tz_localize(None)  # UTC, as naive times
     nanoseconds = parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
     seconds: np.ndarray = (nanoseconds - nanoseconds.min()) / 1e9
     return seconds

@@ -156,6 +156,32 @@ def test_generic_csv_with_named_columns(tmp_path: Path) -> None:
     assert r.input_tokens.tolist() == [20, 30, 10]
 
 
+
+def test_a_log_whose_utc_offset_changes_is_read_in_utc(tmp_path: Path) -> None:
+    """A proxy spend log across a daylight-saving change (-05:00 to -04:00 an hour later on
+    the wall clock, two minutes later in fact): times are put in UTC, not refused; a log
+    mixing times with and without an offset is refused naming the line."""
+    from simulator.errors import ScenarioError
+    from simulator.traces import CsvColumns
+
+    columns = CsvColumns(time_unit="datetime")
+    path = tmp_path / "spend.csv"
+    path.write_text(
+        "timestamp,input_tokens,output_tokens\n"
+        "2024-03-10T01:59:00-05:00,10,5\n"
+        "2024-03-10T03:01:00-04:00,20,6\n"
+        "2024-03-10T07:02:30Z,30,7\n"
+    )
+    trace = load_trace(path, "csv", columns)
+    assert trace.times.tolist() == [0.0, 120.0, 210.0]
+    path.write_text(
+        "timestamp,input_tokens,output_tokens\n"
+        "2024-03-10T01:59:00-05:00,10,5\n"
+        "2024-03-10T03:01:00,20,6\n"
+    )
+    with pytest.raises(ScenarioError, match="line 3.*no UTC offset"):
+        load_trace(path, "csv", columns)
+
 BAD_TRACES = {
     "missing column": (
         "TIMESTAMP,ContextTokens\n2023-11-16 18:15:46,374\n",
