@@ -710,6 +710,8 @@ def fit_command(
         )
     workload = fit_workload(trace, name, model)
     quality = fit_quality(trace, workload)
+    for warning in quality["warnings"]:
+        _warn(f"{log}: {warning}")
     if output == "json":
         click.echo(json.dumps({"workload": workload, "fit": quality}, indent=2))
         return

@@ -192,5 +192,23 @@ def fit_quality(trace: Trace, workload: dict[str, Any], seed: int = 0) -> dict[s
         },
         "input_tokens_ks": float(sps.ks_2samp(trace.input_tokens, n_in).statistic),
         "output_tokens_ks": float(sps.ks_2samp(trace.output_tokens, n_out).statistic),
+        "warnings": fit_warnings(trace.times, log),
     }
     return quality
+
+
+def fit_warnings(times: np.ndarray, log: TrafficStats) -> list[str]:
+    """What makes the fit less than it looks: timestamps rounded to whole seconds put
+    several requests at the same instant, and those zero gaps inflate the gap CV."""
+    warnings = []
+    gaps = np.diff(times)
+    if len(gaps) > 10 and np.all(times == np.round(times)):
+        zero = float((gaps == 0).mean())
+        if zero > 0.05:
+            warnings.append(
+                f"timestamps are whole seconds: {zero:.0%} of the gaps are 0 (requests in the "
+                f"same second), which inflates the gap CV ({log.gap_cv:.2f}) and makes the "
+                "fitted arrivals burstier than the traffic may be; use sub-second times if "
+                "the log has them"
+            )
+    return warnings

@@ -30,7 +30,8 @@ def set_path(data: Any, path: str, value: Any, option: str = "--vary") -> Any:
             if not matches:
                 names = [str(item.get("name")) for item in node if isinstance(item, dict)]
                 raise CapsimError(
-                    f"{option} {path}: no item named {part!r} at {where} (names: {', '.join(names)})"
+                    f"{option} {path}: no item named {part!r} at {where} "
+                    f"(names: {', '.join(names)})"
                 )
             if last:
                 raise CapsimError(f"{option} {path}: cannot replace a whole list item")

@@ -179,7 +179,7 @@ def test_a_log_whose_utc_offset_changes_is_read_in_utc(tmp_path: Path) -> None:
         "2024-03-10T01:59:00-05:00,10,5\n"
         "2024-03-10T03:01:00,20,6\n"
     )
-    with pytest.raises(ScenarioError, match="line 3.*no UTC offset"):
+    with pytest.raises(ScenarioError, match=r"line 3.*no UTC offset"):
         load_trace(path, "csv", columns)
 
 BAD_TRACES = {
@@ -328,3 +328,22 @@ def test_openai_usage_reads_batch_failures_the_responses_api_and_anthropic_resul
     anthropic.write_text("\n".join(json.dumps(r) for r in rows))
     trace = load_trace(anthropic, "openai-usage")
     assert list(trace.input_tokens) == [20] and list(trace.times) == [0]
+
+
+def test_fit_warns_when_whole_second_timestamps_inflate_the_gap_cv(tmp_path: Path) -> None:
+    """Poisson arrivals at 3/s logged to the second: a third of the gaps become 0 and the gap
+    CV grows; fit says so on stderr and in its JSON. Sub-second times: no warning."""
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.exponential(1 / 3, 2000))
+    for rounded, warned in ((True, True), (False, False)):
+        stamps = np.floor(times) if rounded else times
+        path = tmp_path / f"log{rounded}.csv"
+        path.write_text(
+            "timestamp,input_tokens,output_tokens\n"
+            + "".join(f"{t:.3f},100,10\n" for t in stamps)
+        )
+        out = capsim("fit", str(path), "--format", "csv", "--output", "json")
+        assert out.returncode == 0, out.stderr
+        warnings = json.loads(out.stdout)["fit"]["warnings"]
+        assert bool(warnings) is warned
+        assert ("whole seconds" in out.stderr) is warned
