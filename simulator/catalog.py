@@ -34,6 +34,22 @@ class CatalogEntry:
     context_length: int | None
     mode: str
     cached_input_usd_per_1m: float | None = None
+    provider: str | None = None
+    deprecation_date: str | None = None  # ISO date the provider retires the id
+    successor: str | None = None
+
+    def deprecation_notice(self, today: str, source: str) -> str | None:
+        """A sentence when the id is deprecated on or before `today` (ISO dates compare as
+        text), else None."""
+        if self.deprecation_date is None or self.deprecation_date > today:
+            return None
+        text = (
+            f"model id {self.id!r} is deprecated since {self.deprecation_date} "
+            f"({source}): its price may no longer be offered"
+        )
+        if self.successor:
+            text += f"; successor: {self.successor}"
+        return text + ". Give price: {input, output} to keep it, or pick a current id"
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,31 @@ def _per_million(entry: dict[str, Any], key: str, where: str) -> float | None:
     return per_million
 
 
+def _iso_date(text: str) -> bool:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def closest_ids(catalog: PriceCatalog, text: str, count: int = 3) -> list[str]:
+    """The catalog ids nearest to `text` (for "did you mean")."""
+    import difflib
+
+    ids = sorted({e.id for e in catalog.entries.values()})
+    lowered = {i.lower(): i for i in ids}
+    found = difflib.get_close_matches(text.lower(), list(lowered), n=count, cutoff=0.5)
+    if not found:  # a model name without its organization: match the last part
+        tails = {i.lower().rsplit("/", 1)[-1]: i.lower() for i in ids}
+        found = [
+            tails[t] for t in difflib.get_close_matches(text.lower(), list(tails), count, 0.5)
+        ]
+    return [lowered[f] for f in found]
+
+
 def parse_litellm(data: Any, source: str) -> PriceCatalog:
     """Read a LiteLLM price map (dict of model -> per-token prices); aliases are followed."""
     if not isinstance(data, dict):
@@ -104,6 +145,11 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
         model_id = name
         for prefix in _PREFIXES:
             model_id = model_id.removeprefix(prefix)
+        deprecated = entry.get("deprecation_date")
+        successor = entry.get("successor_model")
+        if isinstance(successor, str):
+            for prefix in _PREFIXES:
+                successor = successor.removeprefix(prefix)
         entries[model_id.lower()] = CatalogEntry(
             id=model_id,
             input_usd_per_1m=price_in or 0.0,
@@ -113,6 +159,11 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
             context_length=int(context) if isinstance(context, int) and context > 0 else None,
             mode=str(entry.get("mode", "chat")),
             cached_input_usd_per_1m=cached_in,
+            provider=str(entry["litellm_provider"]) if entry.get("litellm_provider") else None,
+            deprecation_date=(
+                deprecated if isinstance(deprecated, str) and _iso_date(deprecated) else None
+            ),
+            successor=successor if isinstance(successor, str) else None,
         )
     if problems:
         raise ScenarioError(source, problems)

@@ -632,28 +632,44 @@ def schema_command() -> None:
 )
 def prices_command(model: str | None, catalog: Path | None, fmt: str) -> None:
     """Show the price catalog (USD per 1M tokens), or the models whose id contains MODEL."""
+    import datetime
+
     cat = load_catalog_file(catalog) if catalog else bundled_catalog()
     entries = cat.search(model)
     if not entries:
-        raise CapsimError(f"no model id contains {model!r} in the catalog ({cat.source})")
+        from simulator.catalog import closest_ids
+
+        near = closest_ids(cat, model or "")
+        hint = f" Did you mean {' or '.join(near)}?" if near else ""
+        raise CapsimError(f"no model id contains {model!r} in the catalog ({cat.source}).{hint}")
     if fmt == "json":
         click.echo(
             json.dumps({"source": cat.source, "models": [e.__dict__ for e in entries]}, indent=2)
         )
         return
     table = Table(title=f"Prices, USD per 1M tokens — {cat.source}", title_justify="left")
-    for column in ("model", "input", "output", "batch input", "batch output", "context"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    columns = ("model", "provider", "input", "output", "cached input", "batch input",
+               "batch output", "context", "deprecated")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "provider") else "right")
+    today = datetime.date.today().isoformat()
+
+    def usd(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for e in entries:
-        batch_in = e.batch_input_usd_per_1m
-        batch_out = e.batch_output_usd_per_1m
+        gone = e.deprecation_date is not None and e.deprecation_date <= today
         table.add_row(
             e.id,
-            f"{e.input_usd_per_1m:.3f}",
-            f"{e.output_usd_per_1m:.3f}",
-            "-" if batch_in is None else f"{batch_in:.3f}",
-            "-" if batch_out is None else f"{batch_out:.3f}",
+            e.provider or "-",
+            usd(e.input_usd_per_1m),
+            usd(e.output_usd_per_1m),
+            usd(e.cached_input_usd_per_1m),
+            usd(e.batch_input_usd_per_1m),
+            usd(e.batch_output_usd_per_1m),
             "-" if e.context_length is None else f"{e.context_length:,}",
+            e.deprecation_date or "-",
+            style="dim" if gone else None,
         )
     console_for_tables().print(table)
     click.echo(
@@ -908,6 +924,23 @@ def _terminate(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+def _route_warnings() -> None:
+    """Warnings meant for the user (a deprecated model id) print as `capsim: warning:`."""
+    import warnings
+
+    from simulator.errors import DeprecatedModelWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, DeprecatedModelWarning):
+            _warn(str(message))
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command group; a CapsimError becomes one message and exit 2;
     Ctrl-C exits 130 and SIGTERM 143, as shells expect, with no traceback."""
@@ -915,6 +948,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    _route_warnings()
     try:
         cli.main(args=argv, prog_name="capsim", standalone_mode=False)
     except CapsimError as exc:

@@ -25,3 +25,9 @@ class RunTooLargeError(CapsimError):
 
 class CapsimWarning(UserWarning):
     """Warnings raised by the package itself (tests turn them into errors)."""
+
+
+class DeprecatedModelWarning(UserWarning):
+    """A model id its price catalog marks deprecated on or before today: its price may be
+    gone. Shown by the command line as a warning; it depends on the date, so tests do not
+    turn it into an error."""

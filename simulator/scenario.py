@@ -133,10 +133,23 @@ class ModelSpec(Spec):
         if entry is None:
             if self.price is not None:
                 return self
+            from simulator.catalog import closest_ids
+
+            near = closest_ids(catalog, self.id)
+            hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
             raise ValueError(
                 f"model id {self.id!r} is not in the price catalog ({catalog.source}); "
-                "give price: {input, output} or see `capsim prices`"
+                "give price: {input, output} or see `capsim prices`." + hint
             )
+        if self.price is None:  # the catalog's price is used: is it still offered?
+            import datetime
+            import warnings
+
+            from simulator.errors import DeprecatedModelWarning
+
+            notice = entry.deprecation_notice(datetime.date.today().isoformat(), catalog.source)
+            if notice is not None:
+                warnings.warn(notice, DeprecatedModelWarning, stacklevel=2)
         update: dict[str, Any] = {}
         if self.price is None:
             update["price"] = Price(

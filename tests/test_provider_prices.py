@@ -90,3 +90,71 @@ def test_the_catalog_s_cached_input_price_reaches_the_model() -> None:
         {**BASE, "models": {"m": {"id": entry.id}}, "workloads": [{**BASE["workloads"][0]}]}
     )
     assert scenario.models["m"].serverless_price.cached_input == entry.cached_input_usd_per_1m
+
+
+def test_a_deprecated_catalog_id_warns_and_a_misspelt_one_gets_suggestions(
+    tmp_path: object,
+) -> None:
+    """LiteLLM's `deprecation_date`: a scenario priced from a deprecated id warns (on the
+    command line as `capsim: warning:`), one that gives its own price does not; a wrong id
+    is refused with the closest ids; `capsim prices` shows provider, cached input and the
+    deprecation date."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from simulator.catalog import parse_litellm
+    from simulator.errors import DeprecatedModelWarning, ScenarioError
+    from tests.adversary import assert_refused, capsim_here
+
+    entry = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+             "litellm_provider": "acme", "cache_read_input_token_cost": 5e-7}  # fmt: skip
+    catalog = {
+        "acme/old-model": {
+            **entry,
+            "deprecation_date": "2020-01-01",
+            "successor_model": "acme/new-model",
+        },
+        "acme/new-model": {**entry, "deprecation_date": "2999-01-01"},
+    }
+    folder = Path(str(tmp_path))
+    (folder / "prices.json").write_text(json.dumps(catalog))
+    parsed = parse_litellm(catalog, "prices.json")
+    old = parsed.lookup("acme/old-model")
+    assert old is not None and old.provider == "acme" and old.successor == "acme/new-model"
+    assert old.deprecation_notice("2026-11-27", "x") is not None
+    assert parsed.lookup("acme/new-model").deprecation_notice("2026-11-27", "x") is None  # type: ignore[union-attr]
+
+    def scenario(model: dict) -> dict:
+        return {
+            "name": "dep", "horizon": "1m", "catalog": "prices.json",
+            "models": {"m": model},
+            "workloads": [{**BASE["workloads"][0], "model": "m", "route": ["s"]}],
+            "deployments": [{"name": "s", "kind": "serverless"}],
+        }  # fmt: skip
+
+    from simulator.loader import scenario_from_data
+
+    with pytest.warns(DeprecatedModelWarning, match="deprecated since 2020-01-01.*new-model"):
+        scenario_from_data(scenario({"id": "acme/old-model"}), "s.yaml", folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecatedModelWarning)
+        scenario_from_data(scenario({"id": "acme/new-model"}), "s.yaml", folder)
+        scenario_from_data(
+            scenario({"id": "acme/old-model", "price": {"input": 1, "output": 1}}), "s.yaml", folder
+        )
+    with pytest.raises(ScenarioError, match="Did you mean 'acme/new-model'"):
+        scenario_from_data(scenario({"id": "acme/new-modle"}), "s.yaml", folder)
+    import yaml
+
+    path = folder / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario({"id": "acme/old-model"})))
+    out = capsim_here("validate", str(path))
+    assert out.code == 0 and "capsim: warning: model id 'acme/old-model'" in out.stderr
+    shown = capsim_here("prices", "--catalog", str(folder / "prices.json"), "--format", "table")
+    assert shown.code == 0
+    assert "acme" in shown.stdout and "2020-01-01" in shown.stdout and "0.500" in shown.stdout
+    assert_refused(
+        capsim_here("prices", "new-modle", "--catalog", str(folder / "prices.json")),
+        "Did you mean acme/new-model",
+    )
