@@ -89,6 +89,17 @@ def outcome_columns(report: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
+def shipped(
+    data: dict[str, Any], base_dir: Path, source: str, points: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], str, str, dict[str, Any]]]:
+    """The arguments of `run_point` for each point, as they travel to a worker: the
+    scenario's folder made absolute, since a Dask worker (or a process started elsewhere)
+    has its own working directory and the traces, tables and catalogs a scenario names
+    are relative to that folder."""
+    folder = str(Path(base_dir).resolve())
+    return [(data, folder, source, p) for p in points]
+
+
 def sweep(
     data: dict[str, Any],
     base_dir: Path,
@@ -99,7 +110,7 @@ def sweep(
     progress: Callable[[float], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every point run once; rows in the order of `points`."""
-    args = [(data, str(base_dir), source, p) for p in points]
+    args = shipped(data, base_dir, source, points)
     if dask_address is not None:
         return _on_dask(args, dask_address, progress)
     if workers == 1:

@@ -144,3 +144,33 @@ def test_sweep_rows_say_latency_slos_and_spill_and_csv_cells_are_json() -> None:
     for series in spilled.values():
         counts = [n for _, n in sorted(series)]
         assert counts == sorted(counts, reverse=True)
+
+
+def test_a_relative_scenario_with_a_trace_runs_on_a_worker_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Dask worker has its own working directory: the scenario's folder travels as an
+    absolute path, so the trace it names relative to itself is found there too."""
+    from simulator.loader import read_scenario_data
+    from simulator.sweep import run_point, shipped
+
+    folder = tmp_path / "project"
+    (folder / "traces").mkdir(parents=True)
+    (folder / "traces" / "log.csv").write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        + "".join(f"2024-05-10 00:00:{s:02d}.000,100,10\n" for s in range(0, 40, 2))
+    )
+    data = scenario_dict(horizon="1m")
+    data["workloads"][0]["arrivals"] = {
+        "process": "trace", "path": "traces/log.csv", "format": "azure",
+    }  # fmt: skip
+    (folder / "s.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    loaded, source, base_dir = read_scenario_data(Path("project") / "s.yaml")
+    args = shipped(loaded, base_dir, source, [{"seed": 1}])
+    elsewhere = tmp_path / "worker"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the worker's own directory
+    row = run_point(*args[0])
+    assert row["status"] == "ok", row["status"]
+    assert row["requests"] == 20
