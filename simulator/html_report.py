@@ -79,19 +79,41 @@ def crossover_plot(result: Result) -> str:
     reserved = sum(
         d["monthly_cost_usd"] for d in report["deployments"] if d.get("gpu_hours") is not None
     )
-    volumes = np.linspace(0, max(tokens, 1.0) * 3, 50)
+    capacity = fleet_capacity_tokens(report, scenario.month)
+    top = max(tokens, 1.0) * 3
+    if capacity is not None:
+        top = max(top, capacity * 1.2)
+    volumes = np.linspace(0, top, 60)
     fig, ax = plt.subplots(figsize=(6.5, 3.5))
     if tokens > 0:
         ax.plot(volumes / 1e9, serverless / tokens * volumes, label="serverless")
         ax.plot(volumes / 1e9, batch / tokens * volumes, label="batch (if latency allows)")
     if reserved > 0:
-        ax.plot(volumes / 1e9, np.full_like(volumes, reserved), label="dedicated (this fleet)")
+        # the fleet serves no more than its modeled capacity: the line stops there
+        end = capacity if capacity is not None else top
+        ax.plot([0, end / 1e9], [reserved, reserved], label="dedicated (this fleet)")
+        if capacity is not None:
+            ax.plot([end / 1e9], [reserved], "x", color="C2", label="its modeled capacity")
     ax.axvline(tokens / 1e9, color="grey", linestyle=":", label="this scenario")
     ax.set_xlabel("billion tokens per month")
     ax.set_ylabel("USD per month")
     ax.set_title("Cost against monthly volume")
     ax.legend()
     return _figure_png(fig)
+
+
+def fleet_capacity_tokens(report: dict[str, Any], month: float) -> float | None:
+    """Tokens a month the run's dedicated fleets can serve at most: each one's mean
+    replicas x one replica's modeled saturated output tokens/s, scaled to input + output
+    tokens by its own traffic's ratio (None without a dedicated fleet that served tokens)."""
+    total = 0.0
+    for d in report["deployments"]:
+        peak = d.get("modeled_max_output_tokens_per_s_per_replica")
+        if not peak or not d.get("output_tokens"):
+            continue
+        ratio = (d["input_tokens"] + d["output_tokens"]) / d["output_tokens"]
+        total += d["replicas_mean"] * peak * ratio * month
+    return total or None
 
 
 def latency_plot(result: Result) -> str:

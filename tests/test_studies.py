@@ -469,3 +469,22 @@ def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Pat
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     per_run = frame.groupby("replication")["cost_usd"].sum()
     assert per_run.mean() == pytest.approx(report["totals"]["cost_usd"], rel=1e-9)
+
+
+def test_the_dedicated_line_of_the_volume_chart_stops_at_the_fleets_capacity() -> None:
+    """The fleet's capacity a month: mean replicas x one replica's modeled output tokens/s x
+    (input + output) / output x month; a deployment that served nothing adds nothing."""
+    from simulator.html_report import fleet_capacity_tokens
+
+    report = {
+        "deployments": [
+            {"modeled_max_output_tokens_per_s_per_replica": 1000.0, "replicas_mean": 2.0,
+             "input_tokens": 3e6, "output_tokens": 1e6},
+            {"modeled_max_output_tokens_per_s_per_replica": 500.0, "replicas_mean": 1.0,
+             "input_tokens": 0, "output_tokens": 0},
+            {"name": "serverless", "input_tokens": 5e6, "output_tokens": 1e6},
+        ]
+    }  # fmt: skip
+    month = 30 * 86400.0
+    assert fleet_capacity_tokens(report, month) == pytest.approx(2 * 1000 * 4 * month)
+    assert fleet_capacity_tokens({"deployments": report["deployments"][2:]}, month) is None
