@@ -618,10 +618,9 @@ def validate_command(scenarios: tuple[Path, ...]) -> None:
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of the scenario format (for editors)."""
-    schema: dict[str, Any] = Scenario.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "capsim scenario (format v1)"
-    click.echo(json.dumps(schema, indent=2))
+    from simulator.schema_docs import scenario_schema
+
+    click.echo(json.dumps(scenario_schema(), indent=2))
 
 
 @cli.command("prices")

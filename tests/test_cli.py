@@ -315,3 +315,50 @@ def test_a_sweep_whose_every_run_failed_exits_1(tmp_path: Path) -> None:
     grid.write_text("vary: {horizon: ['-1s', 'soon']}\n")
     out = capsim("sweep", "scenarios/traffic_steady.yaml", "--grid", str(grid), "--workers", "1")
     assert out.returncode == 1 and "every one of the 2 runs failed" in out.stderr
+
+
+def test_the_schema_describes_every_property_and_says_what_the_loader_checks() -> None:
+    """`capsim schema`: an $id, a description on every property, and the SLO-key, start and
+    peak_at patterns agreeing with the loader on good and bad values."""
+    import re
+
+    from simulator.errors import ScenarioError
+    from tests.helpers import BASE, make_scenario
+
+    schema = json.loads(capsim("schema").stdout)
+    assert schema["$id"].endswith("scenario-v1.json")
+    undescribed = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            for key, prop in (node.get("properties") or {}).items():
+                if isinstance(prop, dict) and "description" not in prop:
+                    undescribed.append(f"{path}.{key}")
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, path)
+
+    walk(schema, "")
+    assert undescribed == []
+    slo = schema["$defs"]["Workload"]["properties"]["slo"]["propertyNames"]["pattern"]
+    start = schema["properties"]["start"]["pattern"]
+    peak = schema["$defs"]["Diurnal"]["properties"]["peak_at"]["pattern"]
+
+    def loads(**changes: object) -> bool:
+        try:
+            make_scenario(**changes)
+        except ScenarioError:
+            return False
+        return True
+
+    for key in ("ttft_p95", "tpot_p99.9", "queue_p50", "e2e_p90", "ttft_p97", "latency_p95"):
+        workload = {**BASE["workloads"][0], "slo": {key: "2s"}}
+        assert bool(re.match(slo, key)) == loads(workloads=[workload]), key
+    for value in ("09:30", "fri 09:30", "sunday 23:59", "25:00", "fri", "9.30"):
+        assert bool(re.match(start, value)) == loads(start=value), value
+    for value in ("14:00", "7:05", "24:00", "2pm"):
+        arrivals = {"process": "diurnal", "rate": 1, "peak_to_mean": 2, "peak_at": value}
+        workload = {**BASE["workloads"][0], "arrivals": arrivals}
+        assert bool(re.match(peak, value)) == loads(workloads=[workload]), value
