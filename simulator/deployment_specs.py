@@ -90,11 +90,49 @@ class RooflineSpec(Spec):
     kv_precision: Literal["bf16", "fp8"] | None = Field(
         default=None, description="KV-cache precision; default fp8 with fp8/fp4 weights"
     )
-    mfu: float = Field(default=0.55, gt=0, le=1, description="share of peak FLOP/s reached")
+    mfu: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="share of peak FLOP/s a GEMM reaches; default by precision (0.7 BF16 and "
+        "FP8, 0.45 FP4), fitted on published measurements",
+    )
     mbu: float = Field(default=0.7, gt=0, le=1, description="share of memory bandwidth")
-    memory_fraction: float = Field(default=0.9, gt=0, le=1, description="of GPU memory usable")
-    step_overhead: Duration = Field(default=0.001, le=60, description="scheduler time per step")
-    allreduce_latency: Duration = Field(default=10e-6, le=60, description="per all-reduce (TP > 1)")
+    memory_fraction: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="share of the memory left after weights and activations that holds the "
+        "KV cache (TensorRT-LLM's kv_cache_free_gpu_mem_fraction)",
+    )
+    activation_reserve_gb: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
+        "pass of 8,192 tokens",
+    )
+    step_overhead: Duration = Field(default=0.002, le=60, description="scheduler time per step")
+    layer_overhead: Duration = Field(
+        default=30e-6, le=1, description="kernel launch time per layer per step"
+    )
+    sequence_overhead: Duration = Field(
+        default=10e-6, le=1, description="host time per sequence per step (sampling, scheduling)"
+    )
+    moe_efficiency: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="share of mfu and mbu the routed experts' grouped GEMMs reach",
+    )
+    link_efficiency: float = Field(
+        default=0.5, gt=0, le=1, description="share of link bandwidth an all-reduce reaches"
+    )
+    allreduce_latency: Duration | None = Field(
+        default=None,
+        le=60,
+        description="per all-reduce (TP > 1); default 10 us over NVLink, 25 us over PCIe",
+    )
 
 
 class FixedPerformanceSpec(Spec):

@@ -145,7 +145,7 @@ def test_event_by_event_replica_matches_the_step_by_step_reference(
         "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 1.0, "max": 8000},
         "output_tokens": {"dist": "lognormal", "mean": 120, "cv": 1.0, "max": 2000},
     }
-    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.12}
+    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.025}
     scenario = make_scenario(
         seed=seed,
         horizon=300,
@@ -369,7 +369,7 @@ def test_chunked_prefill_matches_its_step_by_step_reference(
         "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 1.0, "max": 8000},
         "output_tokens": {"dist": "lognormal", "mean": 120, "cv": 1.0, "max": 2000},
     }
-    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.12}
+    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.025}
     pool = _pool(
         max_batch=max_batch, performance=performance, chunked_prefill=True, step_token_budget=budget
     )

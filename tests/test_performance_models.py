@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import ScenarioError
-from simulator.deployment_specs import DedicatedSpec
+from simulator.deployment_specs import DedicatedSpec, RooflineSpec
 from simulator.serving.hardware import find_architecture
 from simulator.serving.performance import (
+    DEFAULT_MFU,
     FixedModel,
     LinearModel,
     build_step_model,
@@ -88,30 +89,60 @@ def test_the_next_step_boundary_is_the_first_step_end_at_or_after_a_time(
 
 
 def test_decode_is_memory_bound_small_and_compute_bound_large() -> None:
+    """Operator by operator: the GEMMs read the weights at one sequence and are bound by
+    their FLOPs at 2,048; attention reads the KV cache in both (its line's slope); the
+    overheads add a step, a launch per layer and a share per sequence."""
     model = _roofline("llama-3.1-8b", "H100-SXM", 1)
-    small = model.decode_lines(1)  # type: ignore[attr-defined]
-    large = model.decode_lines(2048)  # type: ignore[attr-defined]
-    assert small[0][0] > small[1][0]  # weights read dominate one sequence
-    assert large[1][0] > large[0][0]  # FLOPs dominate a big batch
-    # one sequence: a step reads the FP8 weights, 8.03 GB at 3.35 TB/s x 0.7, + overhead
-    assert small[0][0] == pytest.approx(8.03e9 / (3.35e12 * 0.7) + 0.001, rel=1e-6)
+    spec = RooflineSpec(model="roofline")
+    ((a1, b1),) = model.decode_lines(1)  # type: ignore[attr-defined]
+    ((a2, b2),) = model.decode_lines(2048)  # type: ignore[attr-defined]
+    bandwidth = 3.35e12 * spec.mbu
+    flops = 1979e12 * DEFAULT_MFU["fp8"]
+    fixed = spec.step_overhead + 32 * spec.layer_overhead
+    # one sequence: a step reads the FP8 weights, 8.03 GB
+    assert a1 == pytest.approx(8.03e9 / bandwidth + fixed + spec.sequence_overhead, rel=1e-3)
+    # 2,048 sequences: 2 x 8.03 G x 2,048 FLOPs, well above the weights' read time
+    compute = 2 * 8.03e9 * 2048 / flops
+    assert compute > 8.03e9 / bandwidth
+    assert a2 == pytest.approx(compute + fixed + 2048 * spec.sequence_overhead, rel=1e-3)
+    # attention reads each context token's KV (FP8: 64 KiB for Llama-3.1-8B) in both
+    assert b1 == b2 == pytest.approx(65536 / bandwidth, rel=1e-9)
 
 
-def test_moe_reads_only_the_experts_a_batch_touches() -> None:
-    model = _roofline("mixtral-8x7b", "H100-SXM", 1)
-    one = model.weight_bytes_read(1)  # type: ignore[attr-defined]
-    many = model.weight_bytes_read(512)  # type: ignore[attr-defined]
-    assert one == pytest.approx(12.88e9, rel=1e-3)  # top-2 of 8 experts: the active params
-    assert many == pytest.approx(46.70e9, rel=1e-3)  # a big batch touches every expert
+def test_memory_keeps_weights_and_activations_then_the_kv_cache() -> None:
+    """KV capacity = memory_fraction x (memory - weights - activation reserve): a model
+    whose weights nearly fill the GPU keeps GBs of KV cache (10% of the whole memory set
+    aside left ~1 GB, and batches of a few requests)."""
+    from simulator.serving.performance import activation_reserve_bytes
+
+    arch = find_architecture("llama-3.1-70b")
+    assert arch is not None
+    model = _roofline("llama-3.1-70b", "H100-SXM", 1)
+    weights = arch.total_params_b * 1e9
+    reserve = activation_reserve_bytes(arch, 1)
+    assert reserve == pytest.approx(1e9 + 8192 * 8192 * 16)
+    kv = arch.kv_bytes_per_token_bf16 / 2
+    expected = 0.9 * (80e9 - weights - reserve) / kv
+    assert model.kv_capacity_tokens == math.floor(expected)  # type: ignore[attr-defined]
+    assert model.kv_capacity_tokens * kv > 5e9  # type: ignore[attr-defined]
+    set_aside = _roofline("llama-3.1-70b", "H100-SXM", 1, activation_reserve_gb=4.0)
+    assert set_aside.kv_capacity_tokens == math.floor(0.9 * (80e9 - weights - 4e9) / kv)  # type: ignore[attr-defined]
 
 
-def test_tensor_parallel_adds_all_reduce_time() -> None:
-    tp1 = _roofline("llama-3.1-70b", "H200", 1)
-    tp2 = _roofline("llama-3.1-70b", "H200", 2)
-    # twice the bandwidth, but not twice the speed: two all-reduces a layer
-    one = tp1.decode_lines(1)[0][0]  # type: ignore[attr-defined]
-    two = tp2.decode_lines(1)[0][0]  # type: ignore[attr-defined]
-    assert one / 2 < two < one
+def test_a_pcie_gpu_pays_more_for_tensor_parallelism_than_an_nvlink_one() -> None:
+    """Two all-reduces a layer: ring, 2 (tp - 1) / tp of the activations over the link at
+    `link_efficiency` of its bandwidth, plus a latency each, 25 us through PCIe against 10 us
+    over NVLink. At a batch of 256 the 8B model split over 4 L40S spends most of its step
+    communicating; over 4 H100, a fifth."""
+    spec = RooflineSpec(model="roofline")
+    shares = {}
+    for gpu, link, latency in (("H100-SXM", 450e9, 10e-6), ("L40S", 32e9, 25e-6)):
+        model = _roofline("llama-3.1-8b", gpu, 4)
+        ring = 2 * 3 / 4 * 256 * 4096 * 2 / (link * spec.link_efficiency)
+        expected = 2 * 32 * (latency + ring)
+        assert model._communication(256) == pytest.approx(expected, rel=1e-9)  # type: ignore[attr-defined]
+        shares[gpu] = expected / model.decode_lines(256)[0][0]  # type: ignore[attr-defined]
+    assert shares["L40S"] > 0.5 > 0.25 > shares["H100-SXM"]
 
 
 def test_fixed_model_is_constant() -> None:

@@ -55,7 +55,8 @@ def test_at_batch_one_the_gain_is_tokens_per_step_over_the_draft_s_cost() -> Non
 
 def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
     """Short contexts: a large batch makes the step compute bound, and verifying k + 1 tokens
-    a sequence costs k + 1 times the FLOPs. Long contexts keep the step bound by reading the
+    a sequence costs k + 1 times the FLOPs (the host overheads every step pays, with or
+    without speculation, soften the loss). Long contexts keep the step bound by reading the
     KV cache, so speculation still pays at large batch (as MagicDec reports)."""
     plain, spec = _models(draft_tokens=4, acceptance_rate=0.6)
 
@@ -68,7 +69,7 @@ def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
 
     short, long = gains(100), gains(1500)
     assert all(later <= earlier * 1.001 for earlier, later in itertools.pairwise(short))
-    assert short[0] > 1.5 and short[-1] < 0.6
+    assert short[0] > 1.5 and short[-1] < 0.95
     assert long[-1] > 1.2
 
 

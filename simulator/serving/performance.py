@@ -103,16 +103,52 @@ class LinearModel:
         return sequential_mixed_lines(self, batch, chunk)
 
 
+# The share of dense peak FLOP/s a GEMM reaches, by precision. This and the other defaults
+# of RooflineSpec (mbu, overheads, MoE and link efficiencies) were fitted on the `fit` rows
+# of benchmarks/calibration_points.csv, the rest held out (benchmarks/README.md). BF16 has
+# no throughput point there: it takes FP8's share, as the same kernels reach it.
+DEFAULT_MFU = {"bf16": 0.7, "fp8": 0.7, "fp4": 0.45}
+# seconds per all-reduce: NCCL's small-message latency over NVLink, and through the host
+# bridge or PCIe switch where GPUs have no NVLink
+ALLREDUCE_LATENCY = {"nvlink": 10e-6, "pcie": 25e-6}
+ACTIVATION_TOKENS = 8192  # tokens of one forward pass the engine reserves activations for
+
+
+def allreduce_latency(gpu: GPU) -> float:
+    """An all-reduce's latency on `gpu`'s interconnect (PCIe where it has no NVLink)."""
+    link = gpu.interconnect.lower()
+    pcie = link.startswith("pcie") and "nvlink bridge" not in link
+    return ALLREDUCE_LATENCY["pcie" if pcie else "nvlink"]
+
+
+def activation_reserve_bytes(arch: Architecture, tp: int) -> float:
+    """Bytes a GPU keeps for activations and workspace, out of the KV cache's reach: 1 GB of
+    context and workspace plus a forward pass of ACTIVATION_TOKENS tokens (about 16 bytes per
+    token per hidden unit, split over the tensor-parallel GPUs), as engines profile it."""
+    return 1e9 + ACTIVATION_TOKENS * arch.hidden * 16.0 / tp
+
+
 @dataclass(frozen=True)
 class RooflineModel:
-    """Roofline of one replica: `tp` GPUs in tensor parallel.
+    """Operator-level roofline of one replica: `tp` GPUs in tensor parallel.
 
-    Prefill is compute bound: (2 x active params x tokens + attention) / (peak x mfu), but
-    no faster than reading the weights once. A decode step reads the weights (for MoE, the
-    experts the batch touches) and the batch's KV cache, (bytes) / (bandwidth x mbu), or is
-    compute bound at large batch, whichever is slower. Tensor parallelism adds two
-    all-reduces of the activations per layer (ring: 2 (tp - 1) / tp of the bytes over the
-    link, plus a latency each). Every step pays a fixed scheduler overhead.
+    A step over T tokens runs its kernels in sequence, each bound by its own compute or
+    memory time, and the step's time is their sum:
+
+    - the dense GEMMs (attention projections, dense MLPs, shared experts, output head):
+      max(2 x their parameters x T / (peak x mfu), their bytes / (bandwidth x mbu));
+    - the routed experts' GEMMs: max(2 x active expert parameters x T / peak, bytes of the
+      experts the T tokens touch / bandwidth);
+    - attention over the KV cache: max(KV bytes / bandwidth, 4 x layers x heads x head size
+      x queries / peak) per context token; prefill's causal attention is compute bound,
+      2 x layers x heads x head size x (prompt length)^2;
+    - two all-reduces a layer with TP > 1: ring, 2 (tp - 1) / tp of the activations over
+      the link, plus a latency each;
+    - a scheduler overhead a step, a launch overhead per layer, and an overhead per
+      sequence (sampling, scheduling: what makes small models host-bound at large batch).
+
+    For a fixed batch a decode step is one line in the batch's context tokens, so the
+    engine's closed-form sums still apply.
     """
 
     arch: Architecture
@@ -125,23 +161,39 @@ class RooflineModel:
     step_overhead: float
     allreduce_latency: float
     kv_capacity_tokens: float
+    layer_overhead: float = 0.0
+    moe_efficiency: float = 1.0
+    link_efficiency: float = 1.0
+    sequence_overhead: float = 0.0
 
     def __post_init__(self) -> None:
         # per-batch decode lines are asked for at every event: remember them
         object.__setattr__(self, "_lines", {})
         object.__setattr__(self, "_mixed", {})
-        # prefill's constants, asked for at every admission
         a = self.arch
-        object.__setattr__(self, "_prefill_flops_per_token", 2.0 * a.active_params_b * 1e9)
-        object.__setattr__(self, "_attention_flops", 2.0 * a.layers * self._attention_width())
-        object.__setattr__(self, "_flops", self.flops)
-        object.__setattr__(self, "_bandwidth", self.bandwidth)
-        dense = a.experts <= a.experts_per_token or a.experts == 0
+        per_weight = BYTES_PER_WEIGHT[self.precision]
+        moe = a.experts > a.experts_per_token > 0
+        dense_params = (a.shared_params_b if moe else a.total_params_b) * 1e9
+        expert_params = a.expert_params_b * 1e9 if moe else 0.0
+        flops, bandwidth = self.flops, self.bandwidth
+        object.__setattr__(self, "_moe", moe)
+        object.__setattr__(self, "_flops", flops)
+        object.__setattr__(self, "_bandwidth", bandwidth)
+        # dense GEMMs: compute seconds per token, memory seconds a step
+        object.__setattr__(self, "_dense_compute", 2.0 * dense_params / flops)
+        object.__setattr__(self, "_dense_memory", dense_params * per_weight / bandwidth)
+        moe_eff = self.moe_efficiency
         object.__setattr__(
-            self,
-            "_dense_weight_bytes",
-            a.total_params_b * 1e9 * BYTES_PER_WEIGHT[self.precision] if dense else None,
+            self, "_expert_compute", 2.0 * a.experts_per_token * expert_params / flops / moe_eff
         )
+        object.__setattr__(
+            self, "_expert_bytes", a.experts * expert_params * per_weight / moe_eff
+        )
+        width = float(a.attn_heads * a.head_dim)
+        object.__setattr__(self, "_prefill_attention", 2.0 * a.layers * width / flops)
+        object.__setattr__(self, "_decode_attention", 4.0 * a.layers * width / flops)
+        object.__setattr__(self, "_kv_memory", self.kv_bytes_per_token / bandwidth)
+        object.__setattr__(self, "_fixed", self.step_overhead + a.layers * self.layer_overhead)
         # _communication(tokens) = base + per_token x tokens
         base = self._communication(0)
         object.__setattr__(self, "_communication_base", base)
@@ -157,84 +209,92 @@ class RooflineModel:
 
     def weight_bytes_read(self, tokens: int) -> float:
         """Bytes of weights a step over `tokens` tokens reads (MoE: the experts touched)."""
-        dense: float | None = self._dense_weight_bytes  # type: ignore[attr-defined]
-        if dense is not None:
-            return dense
+        c = self.__dict__
+        dense = c["_dense_memory"] * c["_bandwidth"]
+        if not c["_moe"]:
+            return float(dense)
+        expert_bytes = c["_expert_bytes"] * self.moe_efficiency  # stored as effective bytes
+        return float(dense + expert_bytes * self._touched(tokens))
+
+    def _touched(self, tokens: int) -> float:
+        """The expected share of experts `tokens` tokens route to (uniform routing)."""
         a = self.arch
-        if a.experts <= a.experts_per_token or a.experts == 0:
-            params = a.total_params_b
-        else:
-            untouched = (1.0 - a.experts_per_token / a.experts) ** tokens
-            params = a.shared_params_b + a.expert_params_b * a.experts * (1.0 - untouched)
-        return params * 1e9 * BYTES_PER_WEIGHT[self.precision]
+        return float(1.0 - (1.0 - a.experts_per_token / a.experts) ** tokens)
+
+    def _gemms(self, tokens: int) -> float:
+        """The GEMMs of a step over `tokens` tokens: dense, then routed experts, each bound
+        by compute or by reading its weights."""
+        c = self.__dict__
+        compute = c["_dense_compute"] * tokens
+        memory = c["_dense_memory"]
+        seconds = compute if compute > memory else memory
+        if c["_moe"]:
+            compute = c["_expert_compute"] * tokens
+            memory = c["_expert_bytes"] * self._touched(tokens) / c["_bandwidth"]
+            seconds += compute if compute > memory else memory
+        return float(seconds)
 
     def _communication(self, tokens: int) -> float:
         if self.tp == 1:
             return 0.0
         payload = tokens * self.arch.hidden * 2.0  # bf16 activations
-        ring = 2.0 * (self.tp - 1) / self.tp * payload / self.gpu.link_bytes_per_s
+        link = self.gpu.link_bytes_per_s * self.link_efficiency
+        ring = 2.0 * (self.tp - 1) / self.tp * payload / link
         return 2 * self.arch.layers * (self.allreduce_latency + ring)
-
-    def _attention_width(self) -> float:
-        return float(self.arch.attn_heads * self.arch.head_dim)
 
     def prefill_time(self, tokens: int, squared_tokens: float) -> float:
         # asked for at every admission: the constants are computed once, in __post_init__
         c = self.__dict__
-        compute = (
-            c["_prefill_flops_per_token"] * tokens + c["_attention_flops"] * squared_tokens
-        ) / c["_flops"]
-        weights = c["_dense_weight_bytes"]
-        if weights is None:
-            weights = self.weight_bytes_read(tokens)
-        memory = weights / c["_bandwidth"]
-        communication = c["_communication_base"] + c["_communication_per_token"] * tokens
-        busy = compute if compute > memory else memory
-        return float(busy + communication + self.step_overhead)
+        return float(
+            self._gemms(tokens)
+            + c["_prefill_attention"] * squared_tokens
+            + c["_communication_base"]
+            + c["_communication_per_token"] * tokens
+            + c["_fixed"]
+        )
 
     def decode_lines(self, batch: int) -> list[Line]:
         cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
         lines = cache.get(batch)
         if lines is None:
-            lines = cache[batch] = self._decode_lines(batch)
+            lines = cache[batch] = self._step_lines(batch, 1, batch)
         return lines
 
     def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
-        """One pass over the weights serves the decode tokens and the prompt chunk alike:
-        the step is bound by reading weights + KV, or by the FLOPs of batch + chunk tokens
-        (the chunk's attention to its own prefix left out)."""
+        """A step that decodes `batch` sequences and prefills a `chunk` of prompt tokens:
+        one pass of GEMMs over batch + chunk tokens, the decode attention over the batch's
+        context, and the chunk's causal attention to itself (its attention to earlier
+        chunks of the same prompt is left out)."""
         cache: dict[tuple[int, int], list[Line]] = self._mixed  # type: ignore[attr-defined]
         lines = cache.get((batch, chunk))
         if lines is None:
-            lines = cache[batch, chunk] = self._mixed_lines(batch, chunk)
+            a, b = self._step_lines(batch + chunk, 1, batch + (chunk > 0))[0]
+            a += self.__dict__["_prefill_attention"] * float(chunk) * chunk
+            lines = cache[batch, chunk] = [(a, b)]
         return lines
-
-    def _mixed_lines(self, batch: int, chunk: int) -> list[Line]:
-        return self._step_lines(batch + chunk, 1)
 
     def verify_lines(self, batch: int, per_sequence: int) -> list[Line]:
         """A step in which each of `batch` sequences runs `per_sequence` tokens (speculative
         verification): the weights are read once, each sequence's KV cache once, the FLOPs
         and the attention grow with the tokens."""
-        return self._step_lines(batch * per_sequence, per_sequence)
+        return self._step_lines(batch * per_sequence, per_sequence, batch)
 
-    def _decode_lines(self, batch: int) -> list[Line]:
-        return self._step_lines(batch, 1)
-
-    def _step_lines(self, tokens: int, queries: int) -> list[Line]:
-        """A step over `tokens` tokens, each sequence attending with `queries` of them to its
-        context: bound by reading the weights (MoE: the experts touched) and the KV cache,
-        or by the FLOPs of the tokens and the attention, whichever is slower."""
-        fixed = self._communication(tokens) + self.step_overhead
-        memory = (
-            self.weight_bytes_read(tokens) / self.bandwidth + fixed,
-            self.kv_bytes_per_token / self.bandwidth,
+    def _step_lines(self, tokens: int, queries: int, sequences: int) -> list[Line]:
+        """A step over `tokens` tokens of `sequences` sequences, each attending with
+        `queries` of them to its context: the GEMMs, communication and overheads at context
+        0, and per context token the attention, bound by reading the KV cache or by its
+        FLOPs."""
+        c = self.__dict__
+        fixed = (
+            self._gemms(tokens)
+            + c["_communication_base"]
+            + c["_communication_per_token"] * tokens
+            + c["_fixed"]
+            + self.sequence_overhead * sequences
         )
-        compute = (
-            2.0 * self.arch.active_params_b * 1e9 * tokens / self.flops + fixed,
-            4.0 * self.arch.layers * self._attention_width() * queries / self.flops,
-        )
-        return [memory, compute]
+        memory = c["_kv_memory"]
+        compute = c["_decode_attention"] * queries
+        return [(fixed, memory if memory > compute else compute)]
 
 
 def tokens_per_step(acceptance_rate: float, draft_tokens: int) -> float:
@@ -325,14 +385,18 @@ def build_step_model(
     kv_bytes = arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
     tp = spec.gpus_per_replica
     weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
-    usable = gpu.memory_gb * 1e9 * tp * perf.memory_fraction
-    capacity = (usable - weights) / kv_bytes
+    reserve_gb = perf.activation_reserve_gb
+    reserve = (
+        activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9
+    ) * tp
+    free = gpu.memory_gb * 1e9 * tp - weights - reserve
+    usable = free * perf.memory_fraction
+    capacity = usable / kv_bytes
     if capacity < 1:
         raise ValueError(
-            f"{arch.name} in {perf.precision} needs {weights / 1e9:.0f} GB for its weights; "
-            f"{tp} x {gpu.name} give {usable / 1e9:.0f} GB usable "
-            f"(memory_fraction {perf.memory_fraction}): use more GPUs per replica or a lower "
-            "precision"
+            f"{arch.name} in {perf.precision} needs {weights / 1e9:.0f} GB for its weights "
+            f"and {reserve / 1e9:.0f} GB for activations; {tp} x {gpu.name} have "
+            f"{gpu.memory_gb * tp:.0f} GB: use more GPUs per replica or a lower precision"
         )
     target = RooflineModel(
         arch,
@@ -340,11 +404,15 @@ def build_step_model(
         tp,
         perf.precision,
         kv_bytes,
-        perf.mfu,
+        perf.mfu if perf.mfu is not None else DEFAULT_MFU[perf.precision],
         perf.mbu,
         perf.step_overhead,
-        perf.allreduce_latency,
+        perf.allreduce_latency if perf.allreduce_latency is not None else allreduce_latency(gpu),
         math.floor(capacity),
+        perf.layer_overhead,
+        perf.moe_efficiency,
+        perf.link_efficiency,
+        perf.sequence_overhead,
     )
     speculative = spec.speculative
     if speculative is None:
@@ -359,11 +427,12 @@ def build_step_model(
         draft_weights = draft_arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
         draft_kv = draft_arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
         draft = RooflineModel(
-            draft_arch, gpu, tp, perf.precision, draft_kv, perf.mfu, perf.mbu,
-            0.0, perf.allreduce_latency, math.inf,
+            draft_arch, gpu, tp, perf.precision, draft_kv, target.mfu, target.mbu,
+            0.0, target.allreduce_latency, math.inf, target.layer_overhead,
+            target.moe_efficiency, target.link_efficiency, 0.0,
         )  # fmt: skip
     # the draft's weights, and its KV cache beside the target's for every token
-    capacity = (usable - weights - draft_weights) / (kv_bytes + draft_kv)
+    capacity = (free - draft_weights) * perf.memory_fraction / (kv_bytes + draft_kv)
     if capacity < 1:
         raise ValueError("speculative: the draft's weights leave no room for the KV cache")
     return SpeculativeModel(
