@@ -243,15 +243,23 @@ class RooflineModel:
         return 2 * self.arch.layers * (self.allreduce_latency + ring)
 
     def prefill_time(self, tokens: int, squared_tokens: float) -> float:
-        # asked for at every admission: the constants are computed once, in __post_init__
+        # asked for at every admission: the constants are computed once, in __post_init__,
+        # and the dense GEMMs' bound is inlined (`_gemms` for MoE)
         c = self.__dict__
-        return float(
-            self._gemms(tokens)
+        if c["_moe"]:
+            gemms = self._gemms(tokens)
+        else:
+            compute: float = c["_dense_compute"] * tokens
+            memory: float = c["_dense_memory"]
+            gemms = compute if compute > memory else memory
+        seconds: float = (
+            gemms
             + c["_prefill_attention"] * squared_tokens
             + c["_communication_base"]
             + c["_communication_per_token"] * tokens
             + c["_fixed"]
         )
+        return seconds
 
     def decode_lines(self, batch: int) -> list[Line]:
         cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
