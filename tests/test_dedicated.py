@@ -626,3 +626,79 @@ def test_overload_shows_in_every_format(tmp_path: Path) -> None:
     bad = run_checked(scenario).report
     combined = combine_reports([ok, bad])["deployments"][0]
     assert combined["overloaded"] is True and combined["overloaded_share"] == 0.5
+
+
+def test_length_based_routing_sends_long_prompts_to_the_next_pool() -> None:
+    """`max_input_tokens` on a pool: every prompt longer than it passes to the next entry of
+    its route (a pool for long prompts), every shorter one is served by the first pool; the
+    first pool counts what it passed (`passed_by_length`), and the plan's capacity bound of
+    the short pool counts only the traffic that reaches it."""
+    from simulator.studies.plan import capacity_bound
+
+    workload = {
+        **BASE["workloads"][0],
+        "model": "m",
+        "route": ["short", "long"],
+        "arrivals": {"process": "poisson", "rate": 4},
+        "input_tokens": {"dist": "lognormal", "mean": 1000, "cv": 1.0},
+        "output_tokens": {"dist": "fixed", "value": 50},
+    }
+    roofline = {"model": "roofline", "precision": "fp8"}
+    scenario = make_scenario(
+        horizon="5m",
+        models=MODELS,
+        workloads=[workload],
+        deployments=[
+            {**_pool(name="short", replicas=1, performance=roofline), "max_input_tokens": 1000},
+            {**_pool(name="long", replicas=1, performance=roofline)},
+        ],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    short, long = 0, 1  # the deployments' indices, in the scenario's order
+    long_prompt = r.input_tokens > 1000
+    assert long_prompt.sum() > 100 and (~long_prompt).sum() > 100
+    assert np.all(r.deployment[long_prompt] == long)
+    assert np.all(r.deployment[~long_prompt] == short)
+    report = {d["name"]: d for d in result.report["deployments"]}
+    assert report["short"]["passed_by_length"] == int(long_prompt.sum())
+    assert report["long"]["passed_by_length"] == 0
+    every = scenario.deployments[0].model_copy(update={"max_input_tokens": None})
+    _, offered_all = capacity_bound(scenario.model_copy(update={"deployments": [every]}), every)
+    _, offered_short = capacity_bound(scenario, scenario.deployments[0])
+    assert offered_short is not None and offered_all is not None
+    share = float((~long_prompt).mean())
+    assert offered_short == pytest.approx(offered_all * share, rel=0.1)
+
+
+def test_a_pool_scaled_to_zero_serves_its_queue_in_the_drain() -> None:
+    """Autoscaled from zero, evaluated every 61 s over a 60 s horizon: no evaluation came
+    before the horizon, the requests queued on a pool with no replica and the run crashed
+    ("requests left pending after the drain", found by the fleet property test). The next
+    evaluation, past the horizon, now starts a replica: every request completes, the
+    drain is billed and the pool is flagged overloaded."""
+    workload = {
+        **BASE["workloads"][0],
+        "model": "m",
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": 1.0},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "fixed", "value": 1},
+    }
+    autoscale = {"min": 0, "max": 1, "interval": 61.0, "scale_up_delay": 0.0,
+                 "scale_down_delay": 0.0}  # fmt: skip
+    scenario = make_scenario(
+        horizon=60,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[
+            _pool(replicas=autoscale, max_batch=1, price_per_gpu_hour=1.0,
+                  performance=_fixed(0.02))  # fmt: skip
+        ],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    assert len(r) > 30 and np.all(r.outcome == Outcome.COMPLETED)
+    assert np.all(r.start >= 61.0)  # nothing served before the first evaluation
+    pool = result.report["deployments"][0]
+    assert pool["overloaded"] and pool["gpu_hours"] > 0

@@ -313,6 +313,13 @@ class ServingPool(DeploymentModel):
                     low_since = None
             else:
                 low_since = None
+        # the drain: a pool scaled to zero still holds the requests that arrived after its
+        # last evaluation; the next one, past the horizon, starts a replica for them (else
+        # they would wait for ever)
+        yield self.env.timeout(policy.interval)
+        if self.queue and not any(rep.accepting for rep in self.replicas):
+            self._launch(ready_in=policy.scale_up_delay)
+            self._record_replicas(self.env.now)
 
     # -- accounting -------------------------------------------------------------------------
     def _billed_seconds(self, end: float) -> list[float]:
@@ -428,6 +435,7 @@ class ServingPool(DeploymentModel):
                 "mean_in_system": self.system_time / end,
                 "refused_too_long": self.refused_too_long,
                 "refused_queue_full": self.refused_queue_full,
+                "passed_by_length": self.passed_by_length,
             },
         )
 
