@@ -15,7 +15,7 @@ from simulator.limits import (
     MAX_TOKENS_PER_S,
     MAX_USD_PER_GPU_HOUR,
 )
-from simulator.spec import Price, Spec
+from simulator.spec import Price, Spec, TokenCount
 from simulator.units import Duration
 
 
@@ -211,6 +211,11 @@ class ServingSpec(DeploymentSpec):
     price_per_gpu_hour: float | None = Field(default=None, ge=0, le=MAX_USD_PER_GPU_HOUR)
     max_batch: int = Field(default=256, ge=1, le=100_000)
     max_queue: int | None = Field(default=None, ge=0, le=100_000_000)
+    max_input_tokens: TokenCount | None = Field(
+        default=None,
+        description="length-based routing: prompts longer than this pass to the next entry "
+        "of their route (a pool for short prompts before one for long ones)",
+    )
     chunked_prefill: bool = Field(
         default=False, description="prefill in chunks inside decode steps (vLLM-style)"
     )

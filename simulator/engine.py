@@ -123,6 +123,10 @@ class Router:
         """Route request i of workload w, known to fit its model's context, arriving at t."""
         spills = 0
         for deployment in self.routes[w]:
+            limit = deployment.length_limit
+            if limit is not None and self.records.input_tokens[i] > limit:
+                deployment.passed_by_length += 1
+                continue
             if deployment.offer(i, t):
                 self.records.deployment[i] = deployment.index
                 if spills:

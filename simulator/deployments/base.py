@@ -63,6 +63,10 @@ class DeploymentModel:
         self.context = context
         self.records = context.records
         self.spilled = 0
+        # length-based routing: prompts longer than this pass to the next entry of the
+        # route without being offered (not a spill: nothing was refused)
+        self.length_limit: int | None = getattr(spec, "max_input_tokens", None)
+        self.passed_by_length = 0
 
     def offer(self, i: int, now: float) -> bool:
         """Take request `i` (arrived at `now`) and fill its record, or refuse it (False)."""

@@ -114,6 +114,8 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     for w in first:
         t = traffic[w.name]
         fits = t.input_tokens + t.output_tokens <= (limits[w.name] or np.iinfo(np.int64).max)
+        if spec.max_input_tokens is not None:  # longer prompts pass to the next entry
+            fits &= t.input_tokens <= spec.max_input_tokens
         n_in += float(t.input_tokens[fits].sum())
         n_out += float(t.output_tokens[fits].sum())
         count += int(fits.sum())
