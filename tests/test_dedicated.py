@@ -692,8 +692,9 @@ def test_a_pool_scaled_to_zero_serves_its_queue_in_the_drain() -> None:
         models=MODELS,
         workloads=[workload],
         deployments=[
-            _pool(replicas=autoscale, max_batch=1, price_per_gpu_hour=1.0,
-                  performance=_fixed(0.02))  # fmt: skip
+            _pool(
+                replicas=autoscale, max_batch=1, price_per_gpu_hour=1.0, performance=_fixed(0.02)
+            )
         ],
     )
     result = run_checked(scenario)
