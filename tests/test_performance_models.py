@@ -294,3 +294,25 @@ def test_table_reads_vllm_append_result_lines(tmp_path: Path) -> None:
     lines.write_text(json.dumps(results[0]) + "\n{broken\n")
     with pytest.raises(ScenarioError, match="line 2"):
         fit_table(lines, None)
+
+
+def test_table_reads_a_guidellm_report(tmp_path: Path) -> None:
+    """GuideLLM's benchmarks.json (a sweep): each benchmark is one point, read from its
+    successful requests' means; the fit is the one the same figures give as vLLM results.
+    A report missing a metric is refused naming the benchmark and the key."""
+    fixture = Path(__file__).with_name("fixtures") / "guidellm_benchmarks.json"
+    model = fit_table(fixture, None)
+    context = 1000 + 200 / 2
+    for c in (1, 8, 32, 64):
+        step = max(a + b * c * context for a, b in model.decode_lines(c))
+        assert step == pytest.approx((10 + 0.1 * c) / 1000, rel=1e-6)
+    assert model.prefill_time(1000, 0) == pytest.approx(0.081, rel=1e-6)
+    broken = json.loads(fixture.read_text())
+    del broken["benchmarks"][2]["metrics"]["time_per_output_token_ms"]
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ScenarioError, match=r"benchmarks\[2\]\.metrics\.time_per_output_token_ms"):
+        fit_table(path, None)
+    path.write_text(json.dumps({"benchmarks": []}))
+    with pytest.raises(ScenarioError, match="benchmarks"):
+        fit_table(path, None)

@@ -11,6 +11,12 @@ Two kinds of file:
   (Little's law), with each sequence holding the mean input plus half the mean output of
   context; and one prefill point, the TTFT over the mean input (`mean_ttft_ms`, from the
   lightest-loaded result, where queueing is least).
+- GuideLLM's `benchmarks.json` (`guidellm benchmark --output-path`): each benchmark of its
+  sweep (synchronous, throughput, constant rates) is one such point, read from its metrics'
+  successful-request summaries: `request_totals.successful`, the means of
+  `prompt_token_count`, `output_token_count`, `time_to_first_token_ms`,
+  `time_per_output_token_ms` and `output_tokens_per_second` (field names of guidellm 0.8's
+  report schema).
 """
 
 from __future__ import annotations
@@ -119,6 +125,44 @@ def _vllm_points(results: list[dict[str, Any]], source: str) -> LinearModel:
     return LinearModel(max(intercept, 0.0), 0.0, max(per_sequence, 0.0) / context, 0.0, per_token)
 
 
+_GUIDELLM_MEANS = {
+    "prompt_token_count": "mean_input",
+    "output_token_count": "mean_output",
+    "time_to_first_token_ms": "mean_ttft_ms",
+    "time_per_output_token_ms": "mean_tpot_ms",
+    "output_tokens_per_second": "output_throughput",
+}
+
+
+def _guidellm_results(data: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """GuideLLM's benchmarks as vLLM-shaped results: one a benchmark of the sweep."""
+    benchmarks = data.get("benchmarks")
+    if not isinstance(benchmarks, list) or not benchmarks:
+        raise ScenarioError(source, ["benchmarks: expected a non-empty list (GuideLLM report)"])
+    results = []
+    for n, benchmark in enumerate(benchmarks):
+        where = f"benchmarks[{n}]"
+        metrics = benchmark.get("metrics") if isinstance(benchmark, dict) else None
+        if not isinstance(metrics, dict):
+            raise ScenarioError(source, [f"{where}.metrics: missing (a GuideLLM benchmark?)"])
+        totals = metrics.get("request_totals")
+        completed = totals.get("successful") if isinstance(totals, dict) else None
+        if isinstance(completed, bool) or not isinstance(completed, int | float):
+            raise ScenarioError(source, [f"{where}.metrics.request_totals.successful: missing"])
+        result: dict[str, Any] = {"completed": completed}
+        for key, name in _GUIDELLM_MEANS.items():
+            summary = metrics.get(key)
+            successful = summary.get("successful") if isinstance(summary, dict) else None
+            mean = successful.get("mean") if isinstance(successful, dict) else None
+            if isinstance(mean, bool) or not isinstance(mean, int | float):
+                raise ScenarioError(source, [f"{where}.metrics.{key}.successful.mean: missing"])
+            result[name] = mean
+        result["total_input_tokens"] = result.pop("mean_input") * completed
+        result["total_output_tokens"] = result.pop("mean_output") * completed
+        results.append(result)
+    return results
+
+
 def fit_table(path: Path, kv_capacity: float | None) -> LinearModel:
     """A linear step-time model fitted to the measurements in `path`."""
     source = str(path)
@@ -131,9 +175,13 @@ def fit_table(path: Path, kv_capacity: float | None) -> LinearModel:
         data: Any = [parse_json(line, source, f"line {n}") for n, line in lines]
     else:
         data = parse_json(text, source)
+    if isinstance(data, dict) and "benchmarks" in data:  # GuideLLM's benchmarks.json
+        data = _guidellm_results(data, source)
     results = data if isinstance(data, list) else [data]
     if not results or not all(isinstance(r, dict) for r in results):
-        raise ScenarioError(source, ["expected a vLLM result object or a list of them"])
+        raise ScenarioError(
+            source, ["expected a vLLM result object, a list of them, or a GuideLLM report"]
+        )
     model = _vllm_points(results, source)
     if kv_capacity:
         model = LinearModel(
