@@ -219,6 +219,12 @@ class ServingSpec(DeploymentSpec):
     chunked_prefill: bool = Field(
         default=False, description="prefill in chunks inside decode steps (vLLM-style)"
     )
+    kv_admission: Literal["reserve", "optimistic"] = Field(
+        default="reserve",
+        description="reserve: a request's whole KV cache (input + output) at admission "
+        "(TensorRT-LLM's guaranteed-no-evict); optimistic: admit on the prompt's KV and "
+        "preempt the newest sequence, to be recomputed, when memory runs out (vLLM)",
+    )
     prefix_caching: bool = Field(
         default=False,
         description="keep earlier prompts' KV blocks (LRU, within the KV capacity): a "
@@ -259,6 +265,8 @@ class ServingSpec(DeploymentSpec):
                 )
             if self.chunked_prefill:
                 raise ValueError("speculative: not modeled together with chunked_prefill")
+        if self.kv_admission == "optimistic" and self.chunked_prefill:
+            raise ValueError("kv_admission: optimistic is not modeled with chunked_prefill yet")
         return self
 
     @field_validator("gpu")

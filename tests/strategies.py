@@ -107,6 +107,8 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
             [
                 {"model": "fixed", "prefill_tokens_per_s": 20_000, "tpot": 0.02},
                 {"model": "roofline", "precision": "fp8"},
+                # a KV cache of ~11,000 tokens: admission and preemption bind
+                {"model": "roofline", "precision": "fp8", "memory_fraction": 0.01},
             ]
         )
     )
@@ -117,6 +119,7 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
         "price_per_gpu_hour": draw(st.floats(0.5, 10)),
         "max_batch": draw(st.integers(1, 64)),
         "performance": performance,
+        "kv_admission": draw(st.sampled_from(["reserve", "optimistic"])),
     }
     if draw(st.booleans()):
         spec["max_queue"] = draw(st.integers(0, 16))

@@ -703,3 +703,86 @@ def test_a_pool_scaled_to_zero_serves_its_queue_in_the_drain() -> None:
     assert np.all(r.start >= 61.0)  # nothing served before the first evaluation
     pool = result.report["deployments"][0]
     assert pool["overloaded"] and pool["gpu_hours"] > 0
+
+
+def _kv_bound_scenario(mode: str, rate: float, memory_fraction: float = 0.05) -> object:
+    workload = {
+        **BASE["workloads"][0],
+        "model": "m",
+        "route": ["pool"],
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "lognormal", "mean": 1000, "cv": 0.5},
+        "output_tokens": {"dist": "lognormal", "mean": 500, "cv": 0.8},
+    }
+    performance = {"model": "roofline", "precision": "fp8", "memory_fraction": memory_fraction}
+    return make_scenario(
+        seed=1,
+        horizon=400,
+        warmup=100,
+        models=MODELS,
+        workloads=[workload],
+        deployments=[
+            _pool(replicas=1, max_batch=512, kv_admission=mode, performance=performance)
+        ],
+    )
+
+
+def test_optimistic_admission_preempts_and_serves_more_when_the_kv_cache_binds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kv_admission: optimistic (vLLM): admitted on the prompt's KV, the newest sequence
+    preempted and recomputed when the next step would not fit. The KV held never exceeds
+    the capacity (checked at every boundary), every request completes, a preempted one keeps
+    its first token and its queue time, and with the KV cache binding the replica serves
+    more than reserving each request's whole KV at admission."""
+    from simulator.deployments.replica import Replica
+
+    advance = Replica._advance
+    peaks: list[float] = []
+
+    def checked(self: Replica, steps: int, now: float) -> None:
+        advance(self, steps, now)
+        if self.optimistic:  # held by the batch (requests assigned for later hold none yet)
+            held = self.kv_used - sum(entry[1] + 1 for entry in self.pending)
+            assert held <= self.kv_capacity + 1e-9
+            peaks.append(held / self.kv_capacity)
+
+    monkeypatch.setattr(Replica, "_advance", checked)
+    served = {}
+    for mode in ("reserve", "optimistic"):
+        result = run_checked(_kv_bound_scenario(mode, 8.0))
+        r = result.runs[0].records
+        assert np.all(r.outcome == Outcome.COMPLETED)
+        done = (r.finish > 100) & (r.finish <= 400)
+        served[mode] = done.sum() / 300
+        pool = result.report["deployments"][0]
+        if mode == "optimistic":
+            assert pool["preemptions"] > 0
+            assert np.all(r.start >= r.arrival) and np.all(r.first_token >= r.start)
+            assert np.all(r.finish >= r.first_token)
+        else:
+            assert pool["preemptions"] == 0
+    assert max(peaks) > 0.9  # the cache did fill
+    assert served["optimistic"] > 1.08 * served["reserve"]
+
+
+def test_optimistic_admission_changes_nothing_while_the_kv_cache_has_room() -> None:
+    """With the KV cache far from full nothing is preempted and both admissions admit the
+    same requests at the same boundaries: the same records."""
+    runs = {
+        mode: run_checked(_kv_bound_scenario(mode, 4.0, memory_fraction=0.9)).runs[0].records
+        for mode in ("reserve", "optimistic")
+    }
+    for column in ("start", "first_token", "finish"):
+        assert np.array_equal(getattr(runs["reserve"], column), getattr(runs["optimistic"], column))
+
+
+def test_optimistic_admission_is_refused_with_chunked_prefill() -> None:
+    from simulator import ScenarioError
+
+    with pytest.raises(ScenarioError, match="kv_admission"):
+        make_scenario(
+            models=MODELS,
+            deployments=[_pool(kv_admission="optimistic", chunked_prefill=True)],
+            workloads=[{**BASE["workloads"][0], "model": "m", "route": ["pool"]}],
+        )

@@ -34,11 +34,15 @@ def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bo
     )
 
 
-def replica_capacity(model: StepModel, max_batch: int, n_in: float, n_out: float) -> float:
+def replica_capacity(
+    model: StepModel, max_batch: int, n_in: float, n_out: float, optimistic: bool = False
+) -> float:
     """Output tokens/s one replica sustains when saturated with requests of `n_in` input and
-    `n_out` output tokens: a full batch (`max_batch`, or what the KV cache holds) prefilled,
-    then decoded to the end, over and over."""
-    batch = int(max(1, min(max_batch, model.kv_capacity_tokens // (n_in + n_out))))
+    `n_out` output tokens: a full batch (`max_batch`, or what the KV cache holds: whole
+    requests reserved, or with optimistic admission what they hold on average, the prompt
+    and half the answer) prefilled, then decoded to the end, over and over."""
+    held = n_in + (n_out / 2 if optimistic else n_out)
+    batch = int(max(1, min(max_batch, model.kv_capacity_tokens // held)))
     prefill = model.prefill_time(int(batch * n_in), batch * n_in * n_in)
     decode = decode_time(model, batch, batch * (n_in + n_out / 2), max(1, round(n_out)))
     return batch * n_out / (prefill + decode)
@@ -71,6 +75,10 @@ class ServingPool(DeploymentModel):
         self.timeline: list[tuple[float, int]] = []
         self.refused_too_long = 0
         self.refused_queue_full = 0
+        # optimistic admission: requests preempted (to be recomputed), and how many times
+        self.preempted: set[int] = set()
+        self.preemptions = 0
+        self.optimistic = spec.kv_admission == "optimistic"
         self.offered_tokens = 0
         self.offered = 0
         self.output_tokens_served = 0
@@ -148,19 +156,23 @@ class ServingPool(DeploymentModel):
         if tokens > self.step_model.kv_capacity_tokens:
             self.refused_too_long += 1
             return False
-        target = None if self.queue else self._replica_with_room(tokens, None, now, i)
+        need = n_in + 1 if self.optimistic else tokens  # KV needed at admission
+        target = None if self.queue else self._replica_with_room(need, None, now, i)
+        if target is not None and self.queue:  # optimistic: the search's settling queued
+            target = None  # preempted requests: they go first
         if target is None and self.max_queue is not None and len(self.queue) >= self.max_queue:
             self.refused_queue_full += 1
             return False
         if self.autoscale is not None:
             self._system_changed(+1, now)
-        if target is None:
+        entry = (i, n_in, n_out, now)
+        if target is None or not target.assign(entry, now):
+            # (optimistic admission: the target's batch will have grown too much by its
+            # next boundary) it waits in the queue
             if not self.queue:  # the room completions free must now be offered on time
                 for replica in self.active:
                     replica.schedule_wake()
-            self.queue.append((i, n_in, n_out, now))
-        else:
-            target.assign((i, n_in, n_out, now), now)
+            self.queue.append(entry)
         return True
 
     def _replica_with_room(
@@ -172,6 +184,9 @@ class ServingPool(DeploymentModel):
         the one replica whose batch just emptied, where they wait for each other's prefill
         (the pool then waits longer as it grows); scoring by the prompts waiting to start,
         then by running requests, is what serving routers do (llm-d's queue scorer)."""
+        optimistic = self.optimistic  # and a step of the batch must still fit
+        if optimistic:
+            self._settle_all(now)
         if self.routing and row >= 0:
             return self._replica_with_prefix(tokens, skip, now, row)
         best = None
@@ -188,7 +203,7 @@ class ServingPool(DeploymentModel):
             if (
                 load >= replica.max_batch
                 or not replica.accepting
-                or replica.kv_used + tokens > replica.kv_capacity
+                or replica.kv_used + tokens + (load + 1) * optimistic > replica.kv_capacity
             ):
                 continue
             if chunked:  # prompts not yet through their chunks
@@ -203,6 +218,18 @@ class ServingPool(DeploymentModel):
                 best, best_wait, best_load = replica, wait, load
         return best
 
+    def _settle_all(self, now: float) -> None:
+        """Optimistic admission: every replica's run ends before `now` reached, until none is
+        left (a preemption at one replica's end queues a request, which makes the others'
+        planned ends events that must come before `now` too)."""
+        again = True
+        while again:
+            again = False
+            for replica in self.active:
+                if replica.phase == DECODE and replica.wake_time < now:
+                    replica.settle(now)
+                    again = True
+
     def _replica_with_prefix(
         self, tokens: int, skip: Replica | None, now: float, row: int
     ) -> Replica | None:
@@ -211,6 +238,7 @@ class ServingPool(DeploymentModel):
         least loaded."""
         blocks = self.blocks
         assert blocks is not None
+        optimistic = self.optimistic
         ids = (
             blocks.ids[blocks.starts[row] : blocks.starts[row + 1]].tolist()
             if row < len(blocks)
@@ -228,7 +256,7 @@ class ServingPool(DeploymentModel):
             if (
                 load >= replica.max_batch
                 or not replica.accepting
-                or replica.kv_used + tokens > replica.kv_capacity
+                or replica.kv_used + tokens + (load + 1) * optimistic > replica.kv_capacity
             ):
                 continue
             hits = 0
@@ -247,11 +275,16 @@ class ServingPool(DeploymentModel):
         queue = self.queue
         while queue:
             head = queue[0]
-            target = self._replica_with_room(head[1] + head[2], skip, now, head[0])
+            need = head[1] + (1 if self.optimistic else head[2])
+            target = self._replica_with_room(need, skip, now, head[0])
             if target is None:
                 return
+            if not queue or queue[0] is not head:  # replicas settled in the search took it
+                continue
             queue.popleft()
-            target.assign(head, now)
+            if not target.assign(head, now):  # optimistic: no room by its boundary after all
+                queue.appendleft(head)
+                return
 
     def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
         """Requests `done` (with `output_tokens` in all, their arrival times summing to
@@ -272,9 +305,15 @@ class ServingPool(DeploymentModel):
         self._in_system += delta
 
     def drain(self) -> None:
-        """The simulation is over: reach the run ends planned lazily."""
-        for replica in self.replicas:
-            replica.settle(math.inf)
+        """The simulation is over: reach the run ends planned lazily (a preemption among them
+        queues a request again, whose service needs events: run those too)."""
+        while True:
+            for replica in self.replicas:
+                replica.settle(math.inf)
+            if any(replica.wake is not None for replica in self.replicas):
+                self.env.run()
+            elif all(replica.phase != DECODE for replica in self.replicas):
+                return  # (one settled may have handed another a request: settle again)
 
     # -- autoscaling ------------------------------------------------------------------------
     def _slots_per_replica(self) -> float:
@@ -362,7 +401,9 @@ class ServingPool(DeploymentModel):
             return None
         n_in = float(r.input_tokens[: len(r)][served].mean())
         n_out = float(r.output_tokens[: len(r)][served].mean())
-        return replica_capacity(self.step_model, self.spec.max_batch, n_in, n_out)
+        return replica_capacity(
+            self.step_model, self.spec.max_batch, n_in, n_out, self.optimistic
+        )
 
     def summary(self) -> DeploymentSummary:
         """The bill and the load. Reserved GPUs are billed for the horizon and, while
@@ -436,6 +477,7 @@ class ServingPool(DeploymentModel):
                 "refused_too_long": self.refused_too_long,
                 "refused_queue_full": self.refused_queue_full,
                 "passed_by_length": self.passed_by_length,
+                "preemptions": self.preemptions,
             },
         )
 

@@ -95,7 +95,11 @@ class Replica:
         self.group_at = -math.inf
         self.group_tokens = 0
         self.group_squared = 0.0
+        # KV tokens held: reserve mode, each request's input + output from admission;
+        # optimistic, what the sequences hold at the last boundary reached (prompt + tokens
+        # generated), plus the prompts assigned and not yet prefilled
         self.kv_used = 0.0
+        self.optimistic = pool.spec.kv_admission == "optimistic"
         self.accepting = True
         self.busy_time = 0.0
         self.busy_since: float | None = None
@@ -129,18 +133,23 @@ class Replica:
         """Requests the replica holds or is bound to (its batch slots in use)."""
         return len(self.decoding) + len(self.pending) + len(self.prefilling)
 
-    def assign(self, entry: Entry, now: float) -> None:
-        """Request `entry` is this replica's (it has room): it joins at the next boundary."""
-        self.kv_used += entry[1] + entry[2]
+    def assign(self, entry: Entry, now: float) -> bool:
+        """Request `entry` is this replica's (it has room): it joins at the next boundary.
+        False (optimistic admission) when the batch will have grown too much by then for
+        it: the caller queues it."""
+        self.kv_used += entry[1] + (1 if self.optimistic else entry[2])
         if self.chunked:
             self.pending.append(entry)
             self._nudge(now)
-            return
+            return True
         if self.phase == IDLE:
             if self.busy_since is None:
                 self.busy_since = now
             self._open_group([entry], now, 0)
         elif now <= self.group_at:  # the group admitted for a boundary not reached yet
+            if self.optimistic and self.kv_used + len(self.decoding) + 1 > self.kv_capacity:
+                self.kv_used -= entry[1] + 1  # the boundary's step would not fit it
+                return False
             self._amend(entry)
         elif now < self.run_start:  # during a prefill: joins when it ends
             if self.run_steps == 0:  # ... which is the wake-up of a run of no steps
@@ -160,8 +169,14 @@ class Replica:
             if steps >= self.run_steps:  # the run ends there: sequences finish first
                 self.pending.append(entry)
                 self.schedule_wake()  # (until then, they hold their slots and KV cache)
+            elif self.optimistic and (
+                self.kv_used + len(self.decoding) * (steps + 1) + 1 > self.kv_capacity
+            ):  # the batch grows until the boundary: then no step of it would fit
+                self.kv_used -= entry[1] + 1
+                return False
             else:
                 self._open_group([entry], self.run_start + boundary, steps)
+        return True
 
     def stop_accepting(self, now: float) -> None:
         """Scale-in: finish the batch, take nothing new, then retire."""
@@ -175,6 +190,8 @@ class Replica:
         boundary cuts short): they are prefilled together from `at`."""
         if self.group:
             self._close_group()
+        if self.optimistic:  # the batch's sequences grew a token a step until the boundary
+            self.kv_used += len(self.decoding) * steps
         self.step += steps
         self.group = entries
         self.group_at = at
@@ -182,16 +199,18 @@ class Replica:
         squared = 0.0
         start, pool = self.records.start, self.pool
         prefix = self.prefix
+        preempted = pool.preempted
         for i, n_in, n_out, arrival in entries:
-            if prefix:  # only the uncached rest of the prompt is prefilled
+            if prefix and not (preempted and i in preempted):  # only the uncached rest
                 cached = self.cached_prefix(i, n_in)
                 tokens += n_in - cached
                 squared += float(n_in) * n_in - float(cached) * cached
             else:
                 tokens += n_in
                 squared += float(n_in) * n_in
-            start[i] = at
-            pool.queue_area += at - arrival
+            if not (preempted and i in preempted):  # a recomputed request keeps its first
+                start[i] = at
+                pool.queue_area += at - arrival
             self._join(i, n_in, n_out, arrival)
         self.group_tokens = tokens
         self.group_squared = squared
@@ -202,11 +221,14 @@ class Replica:
     def _amend(self, entry: Entry) -> None:
         """One more request for the group's boundary: a longer prefill, a new plan."""
         self.group.append(entry)
-        cached = self.cached_prefix(entry[0], entry[1]) if self.prefix else 0
+        preempted = self.pool.preempted
+        again = bool(preempted) and entry[0] in preempted
+        cached = self.cached_prefix(entry[0], entry[1]) if self.prefix and not again else 0
         self.group_tokens += entry[1] - cached
         self.group_squared += float(entry[1]) * entry[1] - float(cached) * cached
-        self.records.start[entry[0]] = self.group_at
-        self.pool.queue_area += self.group_at - entry[3]
+        if not again:
+            self.records.start[entry[0]] = self.group_at
+            self.pool.queue_area += self.group_at - entry[3]
         self._join(*entry)
         prefilled = self.group_at + self.model.prefill_time(self.group_tokens, self.group_squared)
         self._run(prefilled, self.decoding[0][0] - self.step, 0)
@@ -257,15 +279,24 @@ class Replica:
         group = self.group
         if group:
             first = self.records.first_token
+            preempted = self.pool.preempted
             for entry in group:
+                if preempted and entry[0] in preempted:
+                    continue  # its first token came before it was preempted
                 first[entry[0]] = self.run_start
             self.group = []
             self.group_at = -math.inf
 
     # -- events ------------------------------------------------------------------------------
     def _run(self, now: float, steps: int, chunk: int) -> None:
-        """Plan a run of `steps` steps of the batch (each prefilling `chunk`) from `now`."""
+        """Plan a run of `steps` steps of the batch (each prefilling `chunk`) from `now`;
+        optimistic admission: no further than the step whose tokens still fit the KV cache
+        (the run's end then preempts, `_preempt`)."""
         batch = len(self.decoding)
+        if self.optimistic and batch and self.kv_capacity < math.inf:
+            fits = int((self.kv_capacity - self.kv_used) // batch)
+            if fits < steps:
+                steps = max(fits, 0)
         context = self.context_base + batch * self.step
         line = None if chunk else self._lines.get(batch)
         if line is None:
@@ -313,7 +344,14 @@ class Replica:
         """Reach, in order, the planned run ends before `until` that have no event (one at
         `until` itself comes after what happens then, as events of an instant come after
         its arrivals)."""
-        while self.wake is None and self.phase == DECODE and self.wake_time < until:
+        while (
+            (self.wake is None or self.optimistic)
+            and self.phase == DECODE
+            and self.wake_time < until
+        ):
+            # optimistic admission: a preemption reached here may have turned a planned end
+            # into an event before `until`; it is reached now, in order (the event is stale)
+            self.wake = None
             self._reach(self.wake_time)
 
     def _line(self, batch: int, chunk: int) -> tuple[float, ...]:
@@ -356,6 +394,8 @@ class Replica:
         """`steps` decode steps done: the sequences whose last token they gave finish."""
         self.step = step = self.step + steps
         heap = self.decoding
+        if self.optimistic:  # each sequence holds one more token a step
+            self.kv_used += len(heap) * steps
         if not heap or heap[0][0] > step:
             return
         finish, outcome = self.records.finish, self.records.outcome
@@ -378,14 +418,27 @@ class Replica:
         (first come, first served) while the batch and the KV cache allow."""
         taken, self.pending = self.pending, []
         queue = self.pool.queue
+        if self.optimistic and taken and self.accepting:  # admitted again, with room checks
+            for entry in reversed(taken):
+                self.kv_used -= entry[1] + 1
+                queue.appendleft(entry)
+            taken = []
         if queue and self.accepting:
             kv = self.kv_used
             room = self.max_batch - len(self.decoding) - len(self.prefilling) - len(taken)
+            optimistic = self.optimistic
+            batch = len(self.decoding) + len(taken)
             while queue and room > 0:
                 entry = queue[0]
-                need = entry[1] + entry[2]
-                if kv + need > self.kv_capacity:
-                    break
+                if optimistic:  # the prompt, its first token, and a step of the batch
+                    need = entry[1] + 1
+                    if kv + need + batch + 1 > self.kv_capacity:
+                        break
+                    batch += 1
+                else:
+                    need = entry[1] + entry[2]
+                    if kv + need > self.kv_capacity:
+                        break
                 queue.popleft()
                 kv += need
                 taken.append(entry)
@@ -397,6 +450,8 @@ class Replica:
 
     def _next(self, now: float) -> None:
         """At the end of a run: admit and prefill, run the batch on, go idle or retire."""
+        if self.optimistic and self.decoding:
+            self._preempt(now)
         taken = self._take(now) if self.pending or self.pool.queue else []
         if taken:
             self._open_group(taken, now, 0)
@@ -409,6 +464,37 @@ class Replica:
             return
         self._busy(False, now)
         self.phase = IDLE
+
+    def _preempt(self, now: float) -> None:
+        """Optimistic admission: while the batch's next step does not fit the KV cache, the
+        newest sequence gives its KV back and returns to the head of the queue, to prefill
+        its prompt and what it generated again (vLLM's preemption by recomputation)."""
+        heap = self.decoding
+        evicted: list[Entry] = []
+        start = self.records.start
+        while heap and self.kv_used + len(heap) > self.kv_capacity:
+            victim = max(range(len(heap)), key=lambda k: (start[heap[k][1]], heap[k][1]))
+            finish_step, i, tokens, n_out, arrival = heap[victim]
+            heap[victim] = heap[-1]
+            heap.pop()
+            heapq.heapify(heap)
+            generated = n_out - (finish_step - self.step)
+            n_in = tokens - n_out
+            self.context_base -= tokens - finish_step
+            self.kv_used -= n_in + generated
+            evicted.append((i, n_in + generated, n_out - generated, arrival))
+        if evicted:
+            pool = self.pool
+            queue = pool.queue
+            was_empty = not queue
+            for entry in reversed(evicted):  # the oldest of them first
+                queue.appendleft(entry)
+                pool.preempted.add(entry[0])
+            pool.preemptions += len(evicted)
+            if was_empty:  # the room completions free must now be offered on time
+                for replica in pool.active:
+                    if replica is not self:
+                        replica.schedule_wake()
 
     def _busy(self, busy: bool, now: float) -> None:
         if busy and self.busy_since is None:

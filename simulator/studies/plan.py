@@ -122,7 +122,9 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     if not count:
         return 1, None
     model = build_step_model(spec, arch)
-    per_replica = replica_capacity(model, spec.max_batch, n_in / count, n_out / count)
+    per_replica = replica_capacity(
+        model, spec.max_batch, n_in / count, n_out / count, spec.kv_admission == "optimistic"
+    )
     offered = n_out / scenario.horizon
     return max(1, math.ceil(offered / per_replica - 1e-9)), offered
 
