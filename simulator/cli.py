@@ -778,6 +778,13 @@ def fit_command(
     "--chunked-prefill", is_flag=True, help="prefill prompts in chunks inside decode steps"
 )
 @click.option(
+    "--kv-admission",
+    type=click.Choice(["reserve", "optimistic"]),
+    default="reserve",
+    show_default=True,
+    help="reserve each request's whole KV at admission, or admit on the prompt and preempt",
+)
+@click.option(
     "--draft-tokens",
     type=click.IntRange(1, 16),
     help="speculative decoding: draft tokens a step (an EAGLE-style head unless --draft)",
@@ -806,6 +813,7 @@ def probe_command(
     concurrency: str,
     rate: float | None,
     chunked_prefill: bool,
+    kv_admission: str,
     draft_tokens: int | None,
     acceptance_rate: float,
     draft: str | None,
@@ -866,6 +874,7 @@ def probe_command(
             rate,
             chunked_prefill,
             _speculative(draft_tokens, acceptance_rate, draft),
+            kv_admission,
         )
     except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None

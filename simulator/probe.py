@@ -70,6 +70,7 @@ def probe(
     rate: float | None = None,
     chunked_prefill: bool = False,
     speculative: dict[str, Any] | None = None,
+    kv_admission: str = "reserve",
 ) -> ProbeResult:
     """Measure one replica as fixed-concurrency benchmarks do (NVIDIA GenAI-Perf / AIPerf,
     vLLM `bench serve --max-concurrency`): `concurrency` clients (None: enough to fill the
@@ -91,6 +92,7 @@ def probe(
         "price_per_gpu_hour": 0.0,  # a probe prices nothing: any catalog GPU will do
         "max_batch": max_batch,
         "chunked_prefill": chunked_prefill,
+        "kv_admission": kv_admission,
         "performance": perf,
     }
     if speculative:
@@ -98,7 +100,11 @@ def probe(
     from simulator.deployment_specs import DedicatedSpec
 
     step = build_step_model(DedicatedSpec.model_validate(deployment), arch)
-    fits = step.kv_capacity_tokens // (input_tokens + output_tokens)
+    if step.kv_capacity_tokens < input_tokens + output_tokens:
+        fits = 0.0
+    else:  # whole requests reserved; optimistic: what they hold on average
+        held = input_tokens + (output_tokens / 2 if kv_admission == "optimistic" else output_tokens)
+        fits = step.kv_capacity_tokens // held
     if fits < 1:
         raise ValueError(
             f"one request of {input_tokens + output_tokens} tokens does not fit "

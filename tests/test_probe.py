@@ -195,3 +195,20 @@ def test_probe_at_a_poisson_rate_and_with_chunked_prefill() -> None:
         "--output-tokens", "10", "--rate", "5", "--concurrency", "3",
     )  # fmt: skip
     assert both.returncode == 2 and "--rate and --concurrency" in both.stderr
+
+
+def test_probe_with_optimistic_admission_runs_bigger_batches_where_the_kv_cache_binds() -> None:
+    """Llama-2-7B in BF16 on one H100 (~110,000 tokens of KV), 1,000 in / 1,000 out: reserving
+    2,000 tokens a request caps the batch at 55; admitting on the prompt (vLLM) fills it to
+    what requests hold on average, the prompt and half the answer, and serves more."""
+    runs = {
+        mode: probe(
+            "llama-2-7b", "H100-SXM", 1, "bf16", 1000, 1000, max_batch=512, kv_admission=mode
+        )
+        for mode in ("reserve", "optimistic")
+    }
+    reserve, optimistic = runs["reserve"], runs["optimistic"]
+    assert reserve.max_batch_reached == reserve.concurrency
+    assert reserve.concurrency == reserve.kv_capacity_tokens // 2000
+    assert optimistic.max_batch_reached > 1.2 * reserve.max_batch_reached
+    assert optimistic.requests_per_s > reserve.requests_per_s
