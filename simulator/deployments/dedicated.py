@@ -203,7 +203,8 @@ class ServingPool(DeploymentModel):
             if (
                 load >= replica.max_batch
                 or not replica.accepting
-                or replica.kv_used + tokens + (load + 1) * optimistic > replica.kv_capacity
+                or replica.kv_used + tokens > replica.kv_capacity
+                or (optimistic and replica.kv_used + tokens + load + 1 > replica.kv_capacity)
             ):
                 continue
             if chunked:  # prompts not yet through their chunks
@@ -256,7 +257,8 @@ class ServingPool(DeploymentModel):
             if (
                 load >= replica.max_batch
                 or not replica.accepting
-                or replica.kv_used + tokens + (load + 1) * optimistic > replica.kv_capacity
+                or replica.kv_used + tokens > replica.kv_capacity
+                or (optimistic and replica.kv_used + tokens + load + 1 > replica.kv_capacity)
             ):
                 continue
             hits = 0

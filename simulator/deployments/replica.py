@@ -199,16 +199,17 @@ class Replica:
         squared = 0.0
         start, pool = self.records.start, self.pool
         prefix = self.prefix
-        preempted = pool.preempted
+        preempted = pool.preempted  # optimistic admission: requests recomputed
         for i, n_in, n_out, arrival in entries:
-            if prefix and not (preempted and i in preempted):  # only the uncached rest
+            again = bool(preempted) and i in preempted
+            if prefix and not again:  # only the uncached rest of the prompt is prefilled
                 cached = self.cached_prefix(i, n_in)
                 tokens += n_in - cached
                 squared += float(n_in) * n_in - float(cached) * cached
             else:
                 tokens += n_in
                 squared += float(n_in) * n_in
-            if not (preempted and i in preempted):  # a recomputed request keeps its first
+            if not again:  # a recomputed request keeps its start and first token
                 start[i] = at
                 pool.queue_area += at - arrival
             self._join(i, n_in, n_out, arrival)
