@@ -81,6 +81,34 @@ def build_report(result: RunResult) -> dict[str, Any]:
             )
             for key in tag_keys
         },
+        "provenance": provenance(scenario, deployments),
+    }
+
+
+def provenance(scenario: Any, deployments: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the figures rest on beyond the scenario: the software, the price catalog, and
+    where each GPU price came from (text only, so replications keep it as is)."""
+    from simulator import __version__
+    from simulator.catalog import BUNDLED_SOURCE
+    from simulator.serving.hardware import find_gpu
+
+    gpu_prices = {}
+    for d in deployments:
+        if not d.get("gpu"):
+            continue
+        spec = next((x for x in scenario.deployments if x.name == d["name"]), None)
+        given = spec.gpu_hour_price() if spec is not None else None
+        gpu = find_gpu(d["gpu"])
+        if given is not None or gpu is None or gpu.usd_per_gpu_hour is None:
+            source = "the scenario"
+        else:
+            source = f"{gpu.price_source} ({gpu.price_date})"
+        price = f"{d['price_per_gpu_hour']:g} USD per GPU-hour for {d['gpu']}"
+        gpu_prices[d["name"]] = f"{price}: {source}"
+    return {
+        "capsim_version": __version__,
+        "price_catalog": scenario.catalog or BUNDLED_SOURCE,
+        "gpu_prices": gpu_prices,
     }
 
 

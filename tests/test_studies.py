@@ -488,3 +488,24 @@ def test_the_dedicated_line_of_the_volume_chart_stops_at_the_fleets_capacity() -
     month = 30 * 86400.0
     assert fleet_capacity_tokens(report, month) == pytest.approx(2 * 1000 * 4 * month)
     assert fleet_capacity_tokens({"deployments": report["deployments"][2:]}, month) is None
+
+
+def test_the_report_says_what_its_figures_rest_on() -> None:
+    """report.json's `provenance`: capsim's version, the price catalog, and where each
+    deployment's GPU price came from (the scenario's own, or the bundled dated one); kept
+    as is over replications."""
+    from simulator import __version__
+    from simulator.catalog import BUNDLED_SOURCE
+
+    workload = {**BASE["workloads"][0], "route": ["own", "bundled"]}
+    deployments = [
+        _pool(name="own", price_per_gpu_hour=2.0, performance=_fixed(0.01), max_queue=0),
+        _pool(name="bundled", performance=_fixed(0.01)),
+    ]
+    scenario = make_scenario(horizon="2m", models=MODELS, workloads=[workload],
+                             deployments=deployments)  # fmt: skip
+    for replications in (1, 2):
+        p = run(scenario, replications=replications).report["provenance"]
+        assert p["capsim_version"] == __version__ and p["price_catalog"] == BUNDLED_SOURCE
+        assert p["gpu_prices"]["own"].endswith("the scenario")
+        assert "2026-07-16" in p["gpu_prices"]["bundled"]
