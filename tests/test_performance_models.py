@@ -316,3 +316,23 @@ def test_table_reads_a_guidellm_report(tmp_path: Path) -> None:
     path.write_text(json.dumps({"benchmarks": []}))
     with pytest.raises(ScenarioError, match="benchmarks"):
         fit_table(path, None)
+
+
+def test_table_fits_prefill_from_save_detailed_per_request_ttfts(tmp_path: Path) -> None:
+    """`vllm bench serve --save-detailed` keeps each request's input length and TTFT (in
+    seconds): the prefill line is fitted to them (here TTFT = 20 ms + 50 us a token, exact),
+    not to one mean point; failed requests (TTFT 0) are left out."""
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(100, 4000, 200)
+    result = _vllm_result(1, 10.1, 81)
+    result["input_lens"] = [int(n) for n in lengths] + [1000]
+    result["ttfts"] = [0.02 + 5e-5 * float(n) for n in lengths] + [0.0]  # the last one failed
+    result["output_lens"] = [200] * 201
+    path = tmp_path / "detailed.json"
+    path.write_text(json.dumps([result, _vllm_result(32, 13.2, 112)]))
+    model = fit_table(path, None)
+    assert model.prefill_time(1000, 0) == pytest.approx(0.02 + 0.05, rel=1e-6)
+    assert model.prefill_time(3000, 0) == pytest.approx(0.02 + 0.15, rel=1e-6)
+    result["ttfts"] = result["ttfts"][:-2]  # arrays of unequal length: the mean point
+    path.write_text(json.dumps([result]))
+    assert fit_table(path, None).prefill_time(1000, 0) == pytest.approx(0.081, rel=1e-6)

@@ -10,7 +10,9 @@ Two kinds of file:
   (`mean_tpot_ms`) at the mean number of sequences decoding, output_throughput x TPOT
   (Little's law), with each sequence holding the mean input plus half the mean output of
   context; and one prefill point, the TTFT over the mean input (`mean_ttft_ms`, from the
-  lightest-loaded result, where queueing is least).
+  lightest-loaded result, where queueing is least), or with `--save-detailed` that result's
+  per-request TTFTs against their input lengths (`ttfts`, `input_lens`): a line by least
+  squares.
 - GuideLLM's `benchmarks.json` (`guidellm benchmark --output-path`): each benchmark of its
   sweep (synchronous, throughput, constant rates) is one such point, read from its metrics'
   successful-request summaries: `request_totals.successful`, the means of
@@ -120,9 +122,37 @@ def _vllm_points(results: list[dict[str, Any]], source: str) -> LinearModel:
     batch = np.asarray(batches)
     intercept, per_sequence = _lstsq([np.ones(len(batch)), batch], np.asarray(steps))
     context = float(np.mean(contexts))
-    per_token = min(prefill_rates, key=lambda x: x[1])[0]
+    lightest = min(range(len(results)), key=lambda n: prefill_rates[n][1])
+    per_token = prefill_rates[lightest][0]
+    base = 0.0
+    detailed = _detailed_prefill(results[lightest])
+    if detailed is not None:
+        base, per_token = detailed
     # the per-sequence cost is the cost of its context: a line in C for a fixed batch
-    return LinearModel(max(intercept, 0.0), 0.0, max(per_sequence, 0.0) / context, 0.0, per_token)
+    return LinearModel(
+        max(intercept, 0.0), 0.0, max(per_sequence, 0.0) / context, base, per_token
+    )
+
+
+def _detailed_prefill(result: dict[str, Any]) -> tuple[float, float] | None:
+    """With `--save-detailed`, each request's TTFT against its input length: prefill time =
+    base + per token x input, by least squares over the successful requests (TTFT > 0);
+    None without the arrays, with too few requests, or with prompts all of one length."""
+    lengths, ttfts = result.get("input_lens"), result.get("ttfts")
+    if not isinstance(lengths, list) or not isinstance(ttfts, list) or len(lengths) != len(ttfts):
+        return None
+    try:
+        n_in = np.asarray(lengths, dtype=float)
+        ttft = np.asarray(ttfts, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    ok = np.isfinite(n_in) & np.isfinite(ttft) & (ttft > 0) & (n_in > 0)
+    if ok.sum() < 3 or np.ptp(n_in[ok]) == 0:
+        return None
+    base, per_token = _lstsq([np.ones(int(ok.sum())), n_in[ok]], ttft[ok])
+    if per_token <= 0:
+        return None
+    return max(float(base), 0.0), float(per_token)
 
 
 _GUIDELLM_MEANS = {
