@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -20,13 +19,17 @@ from simulator.report import to_json
 from simulator.runner import Result
 
 
-def _figure_png(fig: Any) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+def _figure_svg(fig: Any) -> str:
+    """The figure as inline SVG markup: vector, searchable, the same bytes for the same run
+    (fixed id salt, no creation date)."""
     import matplotlib.pyplot as plt
 
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": "capsim", "svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
 
 
 def _plt() -> Any:
@@ -51,7 +54,7 @@ def cost_plot(report: dict[str, Any]) -> str:
         ax.set_xlabel("USD per month")
         ax.set_title(f"Monthly cost by {label}")
     fig.tight_layout()
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def crossover_plot(result: Result) -> str:
@@ -99,7 +102,7 @@ def crossover_plot(result: Result) -> str:
     ax.set_ylabel("USD per month")
     ax.set_title("Cost against monthly volume")
     ax.legend()
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def fleet_capacity_tokens(report: dict[str, Any], month: float) -> float | None:
@@ -151,7 +154,7 @@ def latency_plot(result: Result) -> str:
     axes[0].set_ylabel("share of requests")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def fleet_plot(result: Result) -> str | None:
@@ -186,7 +189,7 @@ def fleet_plot(result: Result) -> str | None:
         ax.set_title(title)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def _count_until(times: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -227,7 +230,7 @@ def search_plot(plan: dict[str, Any]) -> str:
     twin.set_ylabel("lowest SLO attainment", color="green")
     ax.set_title("Plan search: cost and SLO attainment")
     ax.legend(fontsize=8)
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def forecast_plot(f: dict[str, Any]) -> str:
@@ -265,7 +268,7 @@ def forecast_plot(f: dict[str, Any]) -> str:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fleet.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    return _figure_png(fig)
+    return _figure_svg(fig)
 
 
 def html_page(
@@ -280,9 +283,9 @@ def html_page(
     report's own tables, `sections`), the plots."""
     alerts = "\n".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings or [])
     figures = "\n".join(
-        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png}">'
+        f'<figure role="img" aria-label="{html.escape(caption)}">{svg}'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for caption, png in images
+        for caption, svg in images
     )
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_short(v))}</td></tr>"
@@ -291,7 +294,7 @@ def html_page(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1250px;margin:2em auto;color:#222}}
-figure{{margin:1.5em 0}} img{{max-width:100%}} table{{border-collapse:collapse}}
+figure{{margin:1.5em 0}} figure svg{{max-width:100%;height:auto}} table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .summary{{font-size:1.05em}}
 td+td{{text-align:right}} h2{{margin-top:1.5em;font-size:1.15em}}
 .warning,.bad{{color:#b00;font-weight:bold}} .ok{{color:#070}}
