@@ -333,6 +333,28 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         "arrivals",
     ),
     ("horizon 1e300 s", ("horizon",), "1e300s", "horizon"),
+    # keys of the third wave: length routing, KV admission, roofline efficiencies
+    ("max_input_tokens 0", (*POOL, "max_input_tokens"), 0, "max_input_tokens"),
+    ("max_input_tokens 1e20", (*POOL, "max_input_tokens"), BIG, "max_input_tokens"),
+    ("kv_admission greedy", (*POOL, "kv_admission"), "greedy", "kv_admission"),
+    (
+        "moe_efficiency nan",
+        (*POOL, "performance"),
+        {"model": "roofline", "moe_efficiency": math.nan},
+        "moe_efficiency",
+    ),
+    (
+        "activation reserve -1 GB",
+        (*POOL, "performance"),
+        {"model": "roofline", "activation_reserve_gb": -1},
+        "activation_reserve_gb",
+    ),
+    (
+        "activation reserve past the GPU",
+        (*POOL, "performance"),
+        {"model": "roofline", "activation_reserve_gb": 500},
+        "H100",
+    ),
 ]
 
 
