@@ -160,9 +160,8 @@ def forecast(
         raise CapsimError(f"--growth-sd: expected 0 to 100% a month, got {growth_sd:.0%}")
     spec = planned_deployment(scenario, deployment)
     factors = growth_factors(months, growth)
-    for w in scenario.workloads:  # refuse unscalable traffic before any run
-        if months > 1:
-            scaled_scenario(scenario.model_copy(update={"workloads": [w]}), 1.0 + 1e-9)
+    if months > 1:  # refuse unscalable traffic (a closed loop) before any run
+        scaled_scenario(scenario, 2.0)
 
     def step(share: float, low: float, high: float) -> None:
         if progress is not None:
