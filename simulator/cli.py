@@ -785,6 +785,14 @@ def fit_command(
     help="reserve each request's whole KV at admission, or admit on the prompt and preempt",
 )
 @click.option(
+    "--prefill",
+    type=click.Choice(["fused", "separate"]),
+    default="fused",
+    show_default=True,
+    help="prefill admitted prompts in the batch's next step (TensorRT-LLM's in-flight "
+    "batching), or in a step of their own while the batch waits",
+)
+@click.option(
     "--draft-tokens",
     type=click.IntRange(1, 16),
     help="speculative decoding: draft tokens a step (an EAGLE-style head unless --draft)",
@@ -814,6 +822,7 @@ def probe_command(
     rate: float | None,
     chunked_prefill: bool,
     kv_admission: str,
+    prefill: str,
     draft_tokens: int | None,
     acceptance_rate: float,
     draft: str | None,
@@ -875,6 +884,7 @@ def probe_command(
             chunked_prefill,
             _speculative(draft_tokens, acceptance_rate, draft),
             kv_admission,
+            prefill,
         )
     except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None

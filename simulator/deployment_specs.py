@@ -123,7 +123,8 @@ class RooflineSpec(Spec):
         default=0.4,
         gt=0,
         le=1,
-        description="share of mfu and mbu the routed experts' grouped GEMMs reach",
+        description="share of mfu the routed experts' grouped GEMMs reach (their weights "
+        "are read at mbu)",
     )
     link_efficiency: float = Field(
         default=0.5, gt=0, le=1, description="share of link bandwidth an all-reduce reaches"
@@ -225,6 +226,13 @@ class ServingSpec(DeploymentSpec):
         "(TensorRT-LLM's guaranteed-no-evict); optimistic: admit on the prompt's KV and "
         "preempt the newest sequence, to be recomputed, when memory runs out (vLLM)",
     )
+    prefill: Literal["fused", "separate"] = Field(
+        default="fused",
+        description="without chunked prefill, how admitted prompts are prefilled: fused, "
+        "in the batch's next step, which also decodes a token for every running sequence "
+        "(TensorRT-LLM's in-flight batching); separate, in a step of their own while the "
+        "batch waits (vLLM V0, SGLang's default)",
+    )
     prefix_caching: bool = Field(
         default=False,
         description="keep earlier prompts' KV blocks (LRU, within the KV capacity): a "
@@ -267,6 +275,11 @@ class ServingSpec(DeploymentSpec):
                 raise ValueError("speculative: not modeled together with chunked_prefill")
         if self.kv_admission == "optimistic" and self.chunked_prefill:
             raise ValueError("kv_admission: optimistic is not modeled with chunked_prefill yet")
+        if self.prefill == "separate" and self.chunked_prefill:
+            raise ValueError(
+                "prefill: separate pauses the batch for whole prompts; chunked_prefill "
+                "mixes prompt chunks into the batch's steps (set one of the two)"
+            )
         return self
 
     @field_validator("gpu")

@@ -71,6 +71,7 @@ def probe(
     chunked_prefill: bool = False,
     speculative: dict[str, Any] | None = None,
     kv_admission: str = "reserve",
+    prefill: str = "fused",
 ) -> ProbeResult:
     """Measure one replica as fixed-concurrency benchmarks do (NVIDIA GenAI-Perf / AIPerf,
     vLLM `bench serve --max-concurrency`): `concurrency` clients (None: enough to fill the
@@ -93,6 +94,7 @@ def probe(
         "max_batch": max_batch,
         "chunked_prefill": chunked_prefill,
         "kv_admission": kv_admission,
+        "prefill": prefill,
         "performance": perf,
     }
     if speculative:

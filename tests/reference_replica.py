@@ -7,13 +7,19 @@ from collections import deque
 
 import numpy as np
 
-from simulator.serving.performance import StepModel
+from simulator.serving.performance import StepModel, fused_time
 
 
 def simulate_steps(
-    model: StepModel, max_batch: int, arrival: np.ndarray, inputs: np.ndarray, outputs: np.ndarray
+    model: StepModel,
+    max_batch: int,
+    arrival: np.ndarray,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    fused: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start, first_token, finish) of each request on one replica, stepping token by token."""
+    """(start, first_token, finish) of each request on one replica, stepping token by token.
+    `fused`: the step that prefills the admitted prompts also decodes the running batch."""
     n = len(arrival)
     start, first, finish = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     order = deque(np.argsort(arrival, kind="stable").tolist())
@@ -35,7 +41,14 @@ def simulate_steps(
             for i in admitted:
                 start[i] = t
             ins = inputs[admitted].astype(float)
-            t += model.prefill_time(int(ins.sum()), float((ins * ins).sum()))
+            if fused:
+                context = sum(c for _, c in running.values())
+                t += fused_time(
+                    model, int(ins.sum()), float((ins * ins).sum()), len(running), context
+                )
+                kv_used -= _decode_step(running, finish, t, inputs, outputs)
+            else:
+                t += model.prefill_time(int(ins.sum()), float((ins * ins).sum()))
             for i in admitted:
                 first[i] = t
                 if outputs[i] <= 1:
@@ -47,16 +60,30 @@ def simulate_steps(
         if running:
             context = sum(c for _, c in running.values())
             t += max(a + b * context for a, b in model.decode_lines(len(running)))
-            for i in list(running):
-                running[i][0] -= 1
-                running[i][1] += 1
-                if running[i][0] == 0:
-                    finish[i] = t
-                    kv_used -= inputs[i] + outputs[i]
-                    del running[i]
+            kv_used -= _decode_step(running, finish, t, inputs, outputs)
             continue
         t = float(arrival[order[0]])
     return start, first, finish
+
+
+def _decode_step(
+    running: dict[int, list[int]],
+    finish: np.ndarray,
+    t: float,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+) -> float:
+    """Every running sequence gains a token (the step ends at t); returns the KV tokens the
+    sequences that finish free."""
+    freed = 0.0
+    for i in list(running):
+        running[i][0] -= 1
+        running[i][1] += 1
+        if running[i][0] == 0:
+            finish[i] = t
+            freed += inputs[i] + outputs[i]
+            del running[i]
+    return freed
 
 
 def simulate_chunked_steps(

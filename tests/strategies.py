@@ -120,6 +120,7 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
         "max_batch": draw(st.integers(1, 64)),
         "performance": performance,
         "kv_admission": draw(st.sampled_from(["reserve", "optimistic"])),
+        "prefill": draw(st.sampled_from(["separate", "fused"])),
     }
     if draw(st.booleans()):
         spec["max_queue"] = draw(st.integers(0, 16))

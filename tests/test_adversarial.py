@@ -337,6 +337,8 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("max_input_tokens 0", (*POOL, "max_input_tokens"), 0, "max_input_tokens"),
     ("max_input_tokens 1e20", (*POOL, "max_input_tokens"), BIG, "max_input_tokens"),
     ("kv_admission greedy", (*POOL, "kv_admission"), "greedy", "kv_admission"),
+    ("prefill eager", (*POOL, "prefill"), "eager", "prefill"),
+    ("prefill [fused]", (*POOL, "prefill"), ["fused"], "prefill"),
     (
         "moe_efficiency nan",
         (*POOL, "performance"),

@@ -109,7 +109,9 @@ def test_unbounded_batch_with_fixed_speed_is_m_m_infinity() -> None:
         horizon=4_000,
         models=MODELS,
         workloads=[workload],
-        deployments=[_pool(max_batch=100_000, performance=_fixed(tpot))],
+        # the batch pauses for each admission's 1 ns prefill (fused, the decode step taken
+        # along would add a tpot to each first token)
+        deployments=[_pool(max_batch=100_000, prefill="separate", performance=_fixed(tpot))],
     )
     result = run_checked(scenario)
     r = result.runs[0].records
@@ -135,8 +137,9 @@ def test_unbounded_batch_with_fixed_speed_is_m_m_infinity() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("max_batch", [1, 4, 32])
+@pytest.mark.parametrize("prefill", ["separate", "fused"])
 def test_event_by_event_replica_matches_the_step_by_step_reference(
-    seed: int, max_batch: int
+    seed: int, max_batch: int, prefill: str
 ) -> None:
     workload = {
         **BASE["workloads"][0],
@@ -151,7 +154,7 @@ def test_event_by_event_replica_matches_the_step_by_step_reference(
         horizon=300,
         models=MODELS,
         workloads=[workload],
-        deployments=[_pool(max_batch=max_batch, performance=performance)],
+        deployments=[_pool(max_batch=max_batch, prefill=prefill, performance=performance)],
     )
     result = run_checked(scenario)
     r = result.runs[0].records
@@ -162,7 +165,7 @@ def test_event_by_event_replica_matches_the_step_by_step_reference(
     )
     assert model.kv_capacity_tokens < 60_000  # small enough that KV memory binds too
     start, first, finish = simulate_steps(
-        model, max_batch, r.arrival, r.input_tokens, r.output_tokens
+        model, max_batch, r.arrival, r.input_tokens, r.output_tokens, fused=prefill == "fused"
     )
     assert np.allclose(r.start, start, rtol=1e-9, atol=1e-6)
     assert np.allclose(r.first_token, first, rtol=1e-9, atol=1e-6)
@@ -786,3 +789,33 @@ def test_optimistic_admission_is_refused_with_chunked_prefill() -> None:
             deployments=[_pool(kv_admission="optimistic", chunked_prefill=True)],
             workloads=[{**BASE["workloads"][0], "model": "m", "route": ["pool"]}],
         )
+
+
+def test_separate_prefill_is_refused_with_chunked_prefill() -> None:
+    from simulator import ScenarioError
+
+    with pytest.raises(ScenarioError, match="prefill"):
+        make_scenario(
+            models=MODELS,
+            deployments=[_pool(prefill="separate", chunked_prefill=True)],
+            workloads=[{**BASE["workloads"][0], "model": "m", "route": ["pool"]}],
+        )
+
+
+def test_fused_prefill_serves_more_when_prompts_arrive_while_the_batch_runs() -> None:
+    """In-flight batching: prompts ride along the batch's step instead of pausing it, so
+    the same replica at the same load gives shorter TPOT and the same answers; one request
+    at a time (no batch to fuse with) times the same either way."""
+    from simulator.probe import probe
+
+    separate = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64, prefill="separate")
+    fused = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64)
+    assert fused.tpot_s is not None and separate.tpot_s is not None
+    assert fused.tpot_s < 0.9 * separate.tpot_s
+    assert fused.output_tokens_per_s > 1.1 * separate.output_tokens_per_s
+    alone = [
+        probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 1, 64, prefill=mode)
+        for mode in ("separate", "fused")
+    ]
+    assert alone[0].ttft_s == pytest.approx(alone[1].ttft_s, rel=1e-9)
+    assert alone[0].tpot_s == pytest.approx(alone[1].tpot_s, rel=1e-9)

@@ -22,6 +22,7 @@ from simulator.serving.performance import (
     decode_time,
     envelope,
     first_boundary,
+    fused_time,
     next_boundary,
     steps_within,
 )
@@ -107,6 +108,41 @@ def test_decode_is_memory_bound_small_and_compute_bound_large() -> None:
     assert a2 == pytest.approx(compute + fixed + 2048 * spec.sequence_overhead, rel=1e-3)
     # attention reads each context token's KV (FP8: 64 KiB for Llama-3.1-8B) in both
     assert b1 == b2 == pytest.approx(65536 / bandwidth, rel=1e-9)
+
+
+def test_a_fused_step_reads_the_weights_once_for_prompts_and_batch() -> None:
+    """In-flight batching: a step prefilling 500 prompt tokens beside 8 decoding sequences
+    (context 4,000 tokens) is one pass over the weights. Memory bound, it costs the prefill
+    plus the batch's attention and per-sequence overhead, not a second weight read and a
+    second step overhead; with no batch it is the prefill."""
+    model = _roofline("llama-3.1-70b", "H100-SXM", 2)
+    spec = RooflineSpec(model="roofline")
+    prefill = model.prefill_time(500, 500.0 * 500)
+    assert fused_time(model, 500, 500.0**2, 0, 0) == prefill
+    ((a, b),) = model.decode_lines(8)  # type: ignore[attr-defined]
+    fused = fused_time(model, 500, 500.0**2, 8, 4000)
+    separate = prefill + a + b * 4000
+    # 508 tokens x 2 x 70.6 G params over 2 H100s: compute bound; the fused step adds the
+    # 8 tokens' FLOPs and communication, the KV reads and sequence overheads, no fixed cost
+    shared = spec.step_overhead + 80 * spec.layer_overhead
+    assert fused < separate - shared
+    assert fused > prefill + b * 4000 + 8 * spec.sequence_overhead
+    # other models: a prefill and a decode step, one after the other
+    fixed = FixedModel(10_000.0, 0.02, math.inf)
+    assert fused_time(fixed, 500, 0.0, 8, 4000) == pytest.approx(0.05 + 0.02)
+
+
+def test_moe_experts_are_read_at_full_bandwidth_and_computed_at_moe_efficiency() -> None:
+    """The routed experts' inefficiency (grouped GEMMs, imbalance) slows their FLOPs only:
+    one token of Qwen3-30B-A3B reads its 8 experts' weights at the GPU's bandwidth."""
+    slow = _roofline("qwen3-30b-a3b", "H100-SXM", 1, moe_efficiency=0.25)
+    fast = _roofline("qwen3-30b-a3b", "H100-SXM", 1, moe_efficiency=1.0)
+    assert slow.weight_bytes_read(1) == fast.weight_bytes_read(1)  # type: ignore[attr-defined]
+    assert slow.decode_lines(1) == fast.decode_lines(1)  # type: ignore[attr-defined]
+    # at 4,096 tokens the experts are compute bound: 4 x slower at a quarter the efficiency
+    big_slow = slow.prefill_time(4096, 4096.0**2)  # type: ignore[attr-defined]
+    big_fast = fast.prefill_time(4096, 4096.0**2)  # type: ignore[attr-defined]
+    assert big_slow > 2 * big_fast
 
 
 def test_memory_keeps_weights_and_activations_then_the_kv_cache() -> None:

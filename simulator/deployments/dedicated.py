@@ -19,7 +19,7 @@ from simulator.deployments.base import DeploymentModel, DeploymentSummary, Engin
 from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
 from simulator.scenario import Scenario
 from simulator.serving.hardware import find_gpu
-from simulator.serving.performance import StepModel, build_step_model, decode_time
+from simulator.serving.performance import StepModel, build_step_model, decode_time, fused_time
 
 
 def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bool:
@@ -35,16 +35,28 @@ def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bo
 
 
 def replica_capacity(
-    model: StepModel, max_batch: int, n_in: float, n_out: float, optimistic: bool = False
+    model: StepModel,
+    max_batch: int,
+    n_in: float,
+    n_out: float,
+    optimistic: bool = False,
+    fused: bool = False,
 ) -> float:
     """Output tokens/s one replica sustains when saturated with requests of `n_in` input and
-    `n_out` output tokens: a full batch (`max_batch`, or what the KV cache holds: whole
+    `n_out` output tokens, its batch full (`max_batch`, or what the KV cache holds: whole
     requests reserved, or with optimistic admission what they hold on average, the prompt
-    and half the answer) prefilled, then decoded to the end, over and over."""
+    and half the answer). Separate prefill: the batch prefilled, then decoded to the end,
+    over and over. Fused: in steady state every step decodes the batch and prefills the
+    prompts of the 1 / n_out of it that finished (one step's time at the mean context)."""
     held = n_in + (n_out / 2 if optimistic else n_out)
     batch = int(max(1, min(max_batch, model.kv_capacity_tokens // held)))
+    context = batch * (n_in + n_out / 2)
+    if fused:
+        prompts = batch / max(1.0, n_out)
+        step = fused_time(model, round(prompts * n_in), prompts * n_in * n_in, batch, context)
+        return batch / step
     prefill = model.prefill_time(int(batch * n_in), batch * n_in * n_in)
-    decode = decode_time(model, batch, batch * (n_in + n_out / 2), max(1, round(n_out)))
+    decode = decode_time(model, batch, context, max(1, round(n_out)))
     return batch * n_out / (prefill + decode)
 
 
@@ -404,7 +416,12 @@ class ServingPool(DeploymentModel):
         n_in = float(r.input_tokens[: len(r)][served].mean())
         n_out = float(r.output_tokens[: len(r)][served].mean())
         return replica_capacity(
-            self.step_model, self.spec.max_batch, n_in, n_out, self.optimistic
+            self.step_model,
+            self.spec.max_batch,
+            n_in,
+            n_out,
+            self.optimistic,
+            self.spec.prefill == "fused" or self.spec.chunked_prefill,
         )
 
     def summary(self) -> DeploymentSummary:

@@ -43,7 +43,13 @@ import simpy
 from simpy.events import NORMAL
 
 from simulator.records import Outcome
-from simulator.serving.performance import envelope, envelope_sum, first_boundary, next_boundary
+from simulator.serving.performance import (
+    envelope,
+    envelope_sum,
+    first_boundary,
+    fused_time,
+    next_boundary,
+)
 
 if TYPE_CHECKING:
     from simulator.deployments.dedicated import ServingPool
@@ -95,6 +101,10 @@ class Replica:
         self.group_at = -math.inf
         self.group_tokens = 0
         self.group_squared = 0.0
+        # fused prefill: the batch decoding beside the group's prompts, and its context
+        self.fused = pool.spec.prefill == "fused"
+        self.group_batch = 0
+        self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;
         # optimistic, what the sequences hold at the last boundary reached (prompt + tokens
         # generated), plus the prompts assigned and not yet prefilled
@@ -195,6 +205,14 @@ class Replica:
         self.step += steps
         self.group = entries
         self.group_at = at
+        if self.fused:
+            # the batch decodes a token in the prompts' step: it is a step on after it
+            batch = self.group_batch = len(self.decoding)
+            self.group_context = self.context_base + batch * self.step
+            if batch:
+                self.step += 1
+                if self.optimistic:
+                    self.kv_used += batch
         tokens = 0
         squared = 0.0
         start, pool = self.records.start, self.pool
@@ -216,8 +234,19 @@ class Replica:
         self.group_tokens = tokens
         self.group_squared = squared
         # the prefill from the boundary, then a run to the next completion
-        prefilled = at + self.model.prefill_time(tokens, squared)
-        self._run(prefilled, self.decoding[0][0] - self.step, 0)
+        self._run(at + self._prefill_seconds(), self.decoding[0][0] - self.step, 0)
+
+    def _prefill_seconds(self) -> float:
+        """The group's prefill: its own step(s), or one step with the batch (fused)."""
+        if self.fused:
+            return fused_time(
+                self.model,
+                self.group_tokens,
+                self.group_squared,
+                self.group_batch,
+                self.group_context,
+            )
+        return self.model.prefill_time(self.group_tokens, self.group_squared)
 
     def _amend(self, entry: Entry) -> None:
         """One more request for the group's boundary: a longer prefill, a new plan."""
@@ -231,8 +260,7 @@ class Replica:
             self.records.start[entry[0]] = self.group_at
             self.pool.queue_area += self.group_at - entry[3]
         self._join(*entry)
-        prefilled = self.group_at + self.model.prefill_time(self.group_tokens, self.group_squared)
-        self._run(prefilled, self.decoding[0][0] - self.step, 0)
+        self._run(self.group_at + self._prefill_seconds(), self.decoding[0][0] - self.step, 0)
 
     def cached_prefix(self, i: int, n_in: int) -> int:
         """Prompt tokens of request i this replica holds in its prefix cache (its leading

@@ -137,8 +137,9 @@ class RooflineModel:
 
     - the dense GEMMs (attention projections, dense MLPs, shared experts, output head):
       max(2 x their parameters x T / (peak x mfu), their bytes / (bandwidth x mbu));
-    - the routed experts' GEMMs: max(2 x active expert parameters x T / peak, bytes of the
-      experts the T tokens touch / bandwidth);
+    - the routed experts' GEMMs: max(2 x active expert parameters x T / (peak x
+      moe_efficiency), bytes of the experts the T tokens touch / bandwidth): grouped GEMMs
+      of a few tokens an expert, routing and imbalance slow their FLOPs, not their reads;
     - attention over the KV cache: max(KV bytes / bandwidth, 4 x layers x heads x head size
       x queries / peak) per context token; prefill's causal attention is compute bound,
       2 x layers x heads x head size x (prompt length)^2;
@@ -186,9 +187,7 @@ class RooflineModel:
         object.__setattr__(
             self, "_expert_compute", 2.0 * a.experts_per_token * expert_params / flops / moe_eff
         )
-        object.__setattr__(
-            self, "_expert_bytes", a.experts * expert_params * per_weight / moe_eff
-        )
+        object.__setattr__(self, "_expert_bytes", a.experts * expert_params * per_weight)
         width = float(a.attn_heads * a.head_dim)
         object.__setattr__(self, "_prefill_attention", 2.0 * a.layers * width / flops)
         object.__setattr__(self, "_decode_attention", 4.0 * a.layers * width / flops)
@@ -213,8 +212,7 @@ class RooflineModel:
         dense = c["_dense_memory"] * c["_bandwidth"]
         if not c["_moe"]:
             return float(dense)
-        expert_bytes = c["_expert_bytes"] * self.moe_efficiency  # stored as effective bytes
-        return float(dense + expert_bytes * self._touched(tokens))
+        return float(dense + c["_expert_bytes"] * self._touched(tokens))
 
     def _touched(self, tokens: int) -> float:
         """The expected share of experts `tokens` tokens route to (uniform routing)."""
@@ -260,6 +258,29 @@ class RooflineModel:
             + c["_fixed"]
         )
         return seconds
+
+    def fused_step_time(
+        self, tokens: int, squared_tokens: float, batch: int, context: float
+    ) -> float:
+        """A step that prefills `tokens` prompt tokens and decodes a token for each of `batch`
+        sequences holding `context` tokens (in-flight batching): one pass of GEMMs and
+        communication over both, the prompts' causal attention, the batch's attention over
+        its KV cache, the step's overheads once."""
+        if not batch:
+            return self.prefill_time(tokens, squared_tokens)
+        c = self.__dict__
+        memory = c["_kv_memory"]
+        compute = c["_decode_attention"]
+        total = tokens + batch
+        return float(
+            self._gemms(total)
+            + c["_communication_base"]
+            + c["_communication_per_token"] * total
+            + c["_fixed"]
+            + c["_prefill_attention"] * squared_tokens
+            + self.sequence_overhead * batch
+            + (memory if memory > compute else compute) * context
+        )
 
     def decode_lines(self, batch: int) -> list[Line]:
         cache: dict[int, list[Line]] = self._lines  # type: ignore[attr-defined]
@@ -394,9 +415,7 @@ def build_step_model(
     tp = spec.gpus_per_replica
     weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
     reserve_gb = perf.activation_reserve_gb
-    reserve = (
-        activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9
-    ) * tp
+    reserve = (activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9) * tp
     free = gpu.memory_gb * 1e9 * tp - weights - reserve
     usable = free * perf.memory_fraction
     capacity = usable / kv_bytes
@@ -513,6 +532,22 @@ def envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
             lo = hi
         p += 1
     return total
+
+
+def fused_time(
+    model: StepModel, tokens: int, squared_tokens: float, batch: int, context: float
+) -> float:
+    """Seconds of a step that prefills `tokens` prompt tokens while `batch` sequences of
+    `context` tokens in all each decode one (in-flight batching). The roofline shares the
+    step's weight reads and overheads between the two; other models add a decode step to
+    the prefill."""
+    fused = getattr(model, "fused_step_time", None)
+    if fused is not None:
+        return float(fused(tokens, squared_tokens, batch, context))
+    seconds = model.prefill_time(tokens, squared_tokens)
+    if batch:
+        seconds += max(a + b * context for a, b in model.decode_lines(batch))
+    return seconds
 
 
 def decode_time(model: StepModel, batch: int, context: float, steps: int, chunk: int = 0) -> float:

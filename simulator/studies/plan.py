@@ -123,7 +123,12 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
         return 1, None
     model = build_step_model(spec, arch)
     per_replica = replica_capacity(
-        model, spec.max_batch, n_in / count, n_out / count, spec.kv_admission == "optimistic"
+        model,
+        spec.max_batch,
+        n_in / count,
+        n_out / count,
+        spec.kv_admission == "optimistic",
+        spec.prefill == "fused" or spec.chunked_prefill,
     )
     offered = n_out / scenario.horizon
     return max(1, math.ceil(offered / per_replica - 1e-9)), offered
