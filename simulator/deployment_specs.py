@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -203,6 +204,47 @@ class BillingSpec(Spec):
     minimum_monthly_usd: float = Field(default=0.0, ge=0, le=1e10)
 
 
+class DisaggregationSpec(Spec):
+    """Prefill/decode disaggregation (DistServe, Splitwise, NVIDIA Dynamo, llm-d): prompts
+    are prefilled on replicas of their own, each prompt's KV cache is then sent over the
+    network to the deployment's replicas, which only decode. Each side has its GPU type and
+    count, billed like the deployment's."""
+
+    prefill_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    prefill_gpu: str | None = Field(default=None, description="default: the deployment's GPU")
+    prefill_gpus_per_replica: int | None = Field(
+        default=None, ge=1, le=64, description="default: the deployment's gpus_per_replica"
+    )
+    prefill_price_per_gpu_hour: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_USD_PER_GPU_HOUR,
+        description="default: the deployment's price if the GPU is the same, else the catalog's",
+    )
+    prefill_max_batch: int = Field(
+        default=16, ge=1, le=100_000, description="prompts a prefill replica runs in one step"
+    )
+    kv_transfer_gb_per_s: float = Field(
+        default=50.0,
+        gt=0,
+        le=100_000,
+        description="GB/s each GPU sends the KV cache at (default 50: a 400 Gb/s NIC per GPU, "
+        "RDMA between nodes); the smaller side's GPUs send in parallel",
+    )
+    kv_transfer_latency: Duration = Field(
+        default=0.001, le=60, description="a transfer's fixed time (handshake, first byte)"
+    )
+
+    @field_validator("prefill_gpu")
+    @classmethod
+    def _known_gpu(cls, value: str | None) -> str | None:
+        from simulator.serving.hardware import find_gpu, gpu_names
+
+        if value is not None and find_gpu(value) is None:
+            raise ValueError(f"unknown GPU {value!r} (known: {', '.join(gpu_names())})")
+        return value
+
+
 class ServingSpec(DeploymentSpec):
     """What dedicated endpoints and clusters share: replicas of one model on GPUs."""
 
@@ -297,6 +339,10 @@ class DedicatedSpec(ServingSpec):
 
     kind: Literal["dedicated"]
     replicas: int | AutoscaleSpec = 1
+    disaggregation: DisaggregationSpec | None = Field(
+        default=None,
+        description="prefill on replicas of its own; `replicas` then only decode",
+    )
 
     @field_validator("replicas")
     @classmethod
@@ -313,7 +359,53 @@ class DedicatedSpec(ServingSpec):
             raise ValueError(
                 "billing: a commitment reserves replicas; autoscaled ones are on demand"
             )
+        if self.disaggregation is not None:
+            unsupported = {
+                "replicas": isinstance(self.replicas, AutoscaleSpec),
+                "chunked_prefill": self.chunked_prefill,
+                "prefix_caching": self.prefix_caching,
+                "kv_admission": self.kv_admission == "optimistic",
+            }
+            for key, present in unsupported.items():
+                if present:
+                    raise ValueError(
+                        f"disaggregation: not modeled with {key} "
+                        "(reserved replicas, whole prompts, reserve admission)"
+                    )
         return self
+
+    def with_replicas(self, replicas: int) -> DedicatedSpec:
+        """The deployment with `replicas` reserved replicas; disaggregated, its prefill
+        replicas scaled in the same ratio (rounded up)."""
+        update: dict[str, object] = {"replicas": replicas}
+        d = self.disaggregation
+        if d is not None and isinstance(self.replicas, int):
+            prefill = max(1, math.ceil(replicas * d.prefill_replicas / self.replicas - 1e-9))
+            update["disaggregation"] = d.model_copy(update={"prefill_replicas": prefill})
+        return self.model_copy(update=update)
+
+    def prefill_spec(self) -> DedicatedSpec:
+        """The prefill side of a disaggregated deployment, as a deployment of its own."""
+        d = self.disaggregation
+        assert d is not None
+        gpu = d.prefill_gpu or self.gpu
+        price = d.prefill_price_per_gpu_hour
+        if price is None and gpu == self.gpu:
+            price = self.gpu_hour_price()
+        return self.model_copy(
+            update={
+                "name": f"{self.name} (prefill)",
+                "gpu": gpu,
+                "gpus_per_replica": d.prefill_gpus_per_replica or self.gpus_per_replica,
+                "price_per_gpu_hour": price,
+                "billing": None,
+                "replicas": d.prefill_replicas,
+                "max_batch": d.prefill_max_batch,
+                "prefill": "separate",
+                "speculative": None,
+                "disaggregation": None,
+            }
+        )
 
 
 class ClusterSpec(ServingSpec):

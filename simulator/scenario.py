@@ -335,7 +335,7 @@ class Scenario(Spec):
 
     def _serving_problems(self) -> list[str]:
         """Dedicated and cluster deployments: their model, its fit on the GPUs, the routes."""
-        from simulator.deployment_specs import ServingSpec
+        from simulator.deployment_specs import DedicatedSpec, ServingSpec
         from simulator.serving.performance import build_step_model
 
         problems = []
@@ -354,17 +354,25 @@ class Scenario(Spec):
                     "or measured performance (fixed, table)"
                 )
                 continue
-            try:
-                build_step_model(d, arch)
-            except ValueError as exc:
-                problems.append(f"{where}: {exc}")
-            except ScenarioError as exc:
-                problems.append(f"{where}.performance: {exc}")
-            gpu = find_gpu(d.gpu)
-            if d.gpu_hour_price() is None and gpu is not None and gpu.usd_per_gpu_hour is None:
-                problems.append(
-                    f"{where}.price_per_gpu_hour: no bundled price for {gpu.name}; set one"
+            sides = [(d, where, "price_per_gpu_hour")]
+            if isinstance(d, DedicatedSpec) and d.disaggregation is not None:
+                sides.append(
+                    (d.prefill_spec(), f"{where}.disaggregation", "prefill_price_per_gpu_hour")
                 )
+            for side, at, price_key in sides:
+                try:
+                    build_step_model(side, arch)
+                except ValueError as exc:
+                    problems.append(f"{at}: {exc}")
+                except ScenarioError as exc:
+                    problems.append(f"{at}.performance: {exc}")
+                gpu = find_gpu(side.gpu)
+                if (
+                    side.gpu_hour_price() is None
+                    and gpu is not None
+                    and gpu.usd_per_gpu_hour is None
+                ):
+                    problems.append(f"{at}.{price_key}: no bundled price for {gpu.name}; set one")
             for w in self.workloads:
                 if d.name in w.route and w.model != d.model:
                     problems.append(

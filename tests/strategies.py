@@ -143,6 +143,14 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
         }
     else:
         spec["replicas"] = draw(st.integers(1, 3))
+        if spec["kv_admission"] == "reserve" and draw(st.booleans()):
+            # prefill/decode disaggregation: prompts on replicas of their own
+            spec["disaggregation"] = {
+                "prefill_replicas": draw(st.integers(1, 2)),
+                "prefill_max_batch": draw(st.integers(1, 16)),
+                "prefill_gpu": draw(st.sampled_from(["H100-SXM", "H200"])),
+                "kv_transfer_gb_per_s": draw(st.floats(0.01, 100)),
+            }
     return {**spec, "kind": "dedicated"}
 
 

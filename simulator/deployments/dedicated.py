@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Generator
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
+import simpy
 
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
@@ -41,18 +43,21 @@ def replica_capacity(
     n_out: float,
     optimistic: bool = False,
     fused: bool = False,
+    decode_only: bool = False,
 ) -> float:
     """Output tokens/s one replica sustains when saturated with requests of `n_in` input and
     `n_out` output tokens, its batch full (`max_batch`, or what the KV cache holds: whole
     requests reserved, or with optimistic admission what they hold on average, the prompt
     and half the answer). Separate prefill: the batch prefilled, then decoded to the end,
     over and over. Fused: in steady state every step decodes the batch and prefills the
-    prompts of the 1 / n_out of it that finished (one step's time at the mean context)."""
+    prompts of the 1 / n_out of it that finished (one step's time at the mean context).
+    Decode only (disaggregated): every step decodes the batch, prompts are prefilled
+    elsewhere."""
     held = n_in + (n_out / 2 if optimistic else n_out)
     batch = int(max(1, min(max_batch, model.kv_capacity_tokens // held)))
     context = batch * (n_in + n_out / 2)
-    if fused:
-        prompts = batch / max(1.0, n_out)
+    if fused or decode_only:
+        prompts = 0.0 if decode_only else batch / max(1.0, n_out)
         step = fused_time(model, round(prompts * n_in), prompts * n_in * n_in, batch, context)
         return batch / step
     prefill = model.prefill_time(int(batch * n_in), batch * n_in * n_in)
@@ -65,6 +70,7 @@ class ServingPool(DeploymentModel):
 
     kind: ClassVar[str] = "dedicated"
     uses_clock: ClassVar[bool] = True
+    on_time: ClassVar[bool] = False  # True: every run end is an event (no lazy run ends)
     spec: ServingSpec
 
     def __init__(self, spec: ServingSpec, index: int, context: EngineContext) -> None:
@@ -107,13 +113,23 @@ class ServingPool(DeploymentModel):
             if isinstance(spec, DedicatedSpec) and isinstance(spec.replicas, AutoscaleSpec)
             else None
         )
-        self.lazy = lazy_run_ends(spec, scenario, autoscaled=self.autoscale is not None)
+        self.lazy = not self.on_time and lazy_run_ends(
+            spec, scenario, autoscaled=self.autoscale is not None
+        )
         # prefix caching: each replica an LRU of prompt blocks (see Replica.cached_prefix)
         self.blocks = context.blocks if spec.prefix_caching else None
         self.routing = spec.prefix_routing and self.blocks is not None
         self.block_tokens = context.block_tokens
         self.prompt_tokens = 0  # prompts admitted, and the tokens of them found cached
         self.cached_tokens = 0
+        # disaggregated: the prefill replicas; these replicas then only decode, and every
+        # request prefilled is taken (max_queue bounds the prefill side's queue)
+        self.decode_only = False
+        self.prefill_stage: PrefillStage | None = None
+        if isinstance(spec, DedicatedSpec) and spec.disaggregation is not None:
+            self.decode_only = True
+            self.max_queue = None
+            self.prefill_stage = PrefillStage(self, spec, context)
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
             self._launch(ready_in=0.0)
@@ -158,7 +174,8 @@ class ServingPool(DeploymentModel):
     # -- requests ---------------------------------------------------------------------------
     def offer(self, i: int, now: float) -> bool:
         """To the least loaded replica with room, which admits it at its next step boundary;
-        else to the queue (first come, first served), unless `max_queue` already wait."""
+        else to the queue (first come, first served), unless `max_queue` already wait.
+        Disaggregated: to the prefill replicas, if both sides can hold it."""
         r = self.records
         n_in = int(r.input_tokens[i])
         n_out = int(r.output_tokens[i])
@@ -168,7 +185,15 @@ class ServingPool(DeploymentModel):
         if tokens > self.step_model.kv_capacity_tokens:
             self.refused_too_long += 1
             return False
-        need = n_in + 1 if self.optimistic else tokens  # KV needed at admission
+        if self.prefill_stage is not None:
+            return self.prefill_stage.offer_prompt(i, n_in, now)
+        return self._enter((i, n_in, n_out, now), now)
+
+    def _enter(self, entry: Entry, now: float) -> bool:
+        """Request `entry` goes to a replica with room, else waits in the queue (False: the
+        queue is full)."""
+        i, n_in, n_out, _ = entry
+        need = n_in + 1 if self.optimistic else n_in + n_out  # KV needed at admission
         target = None if self.queue else self._replica_with_room(need, None, now, i)
         if target is not None and self.queue:  # optimistic: the search's settling queued
             target = None  # preempted requests: they go first
@@ -177,7 +202,6 @@ class ServingPool(DeploymentModel):
             return False
         if self.autoscale is not None:
             self._system_changed(+1, now)
-        entry = (i, n_in, n_out, now)
         if target is None or not target.assign(entry, now):
             # (optimistic admission: the target's batch will have grown too much by its
             # next boundary) it waits in the queue
@@ -299,6 +323,11 @@ class ServingPool(DeploymentModel):
             if not target.assign(head, now):  # optimistic: no room by its boundary after all
                 queue.appendleft(head)
                 return
+
+    def receive(self, entry: Entry, now: float) -> None:
+        """Disaggregated: a request prefilled on the prefill side, its KV cache here now,
+        joins a decode replica with room or waits for one."""
+        self._enter(entry, now)
 
     def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
         """Requests `done` (with `output_tokens` in all, their arrival times summing to
@@ -422,6 +451,7 @@ class ServingPool(DeploymentModel):
             n_out,
             self.optimistic,
             self.spec.prefill == "fused" or self.spec.chunked_prefill,
+            self.decode_only,
         )
 
     def summary(self) -> DeploymentSummary:
@@ -460,6 +490,16 @@ class ServingPool(DeploymentModel):
         if peak_tps and horizon_replica_seconds > 0:
             offered_load = self.output_tokens_served / (peak_tps * horizon_replica_seconds)
         backlog, piling = self._overload()
+        side: dict[str, Any] = {}
+        if self.prefill_stage is not None:  # disaggregated: the prefill replicas' bill too
+            side = self.prefill_stage.side_summary(end)
+            gpu_hours += side["prefill_gpu_hours"]
+            cost += side["prefill_cost_usd"]
+            if billing is not None:
+                shortfall = max(0.0, minimum - cost)
+            prefill_load = self.prefill_stage.prefill_load(horizon)
+            if prefill_load is not None:
+                offered_load = max(offered_load or 0.0, prefill_load)
         overloaded = piling or (offered_load is not None and offered_load > 1.0)
         counts = [n for _, n in self.timeline]
         return DeploymentSummary(
@@ -467,6 +507,7 @@ class ServingPool(DeploymentModel):
             gpu_hours=gpu_hours,
             utilization=min(1.0, busy / replica_seconds) if replica_seconds > 0 else None,
             extra={
+                **side,
                 "gpu": find_gpu(self.spec.gpu).name,  # type: ignore[union-attr]
                 "gpus_per_replica": gpus,
                 "price_per_gpu_hour": self.price,
@@ -499,6 +540,99 @@ class ServingPool(DeploymentModel):
                 "preemptions": self.preemptions,
             },
         )
+
+
+class PrefillStage(ServingPool):
+    """The prefill replicas of a disaggregated deployment (`parent`, whose replicas only
+    decode). A prompt is served here as a one-token answer: admitted, prefilled with the
+    prompts of its group, its first token out at the prefill's end. Its KV cache is then
+    sent to the decode side, `kv_transfer_latency` + its bytes over the GPUs' links (the
+    smaller side's GPUs in parallel; no contention between transfers), and it joins a decode
+    replica with room, or waits for one. A one-token answer is done at the prefill."""
+
+    on_time: ClassVar[bool] = True  # the hand-over happens at each prefill's end
+
+    def __init__(self, parent: ServingPool, spec: DedicatedSpec, context: EngineContext) -> None:
+        side = spec.prefill_spec()
+        super().__init__(side, parent.index, context)
+        self.parent = parent
+        d = spec.disaggregation
+        assert d is not None
+        kv_bytes = getattr(parent.step_model, "kv_bytes_per_token", None)
+        if kv_bytes is None:  # measured performance: the architecture's BF16 KV, if known
+            arch = context.scenario.models[spec.model].resolved_architecture(spec.model)
+            kv_bytes = arch.kv_bytes_per_token_bf16 if arch is not None else 0.0
+        links = min(side.gpus_per_replica, spec.gpus_per_replica)
+        self.seconds_per_token = float(kv_bytes) / (d.kv_transfer_gb_per_s * 1e9 * links)
+        self.latency = d.kv_transfer_latency
+        self.transfer_seconds = 0.0
+        self.transfers = 0
+
+    def offer_prompt(self, i: int, n_in: int, now: float) -> bool:
+        """Request i's prompt to a prefill replica (False, counted on the deployment: the
+        prompt does not fit a prefill replica's KV cache, or the queue is full)."""
+        if n_in + 1 > self.step_model.kv_capacity_tokens:
+            self.parent.refused_too_long += 1
+            return False
+        if not self._enter((i, n_in, 1, now), now):
+            self.parent.refused_queue_full += 1
+            return False
+        return True
+
+    def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
+        r = self.records
+        parent = self.parent
+        for i in done:
+            n_out = int(r.output_tokens[i])
+            arrival = float(r.arrival[i])
+            if n_out <= 1:
+                parent.finished([i], 1, arrival, now)
+                continue
+            n_in = int(r.input_tokens[i])
+            delay = self.latency + n_in * self.seconds_per_token
+            self.transfer_seconds += delay
+            self.transfers += 1
+            sent = self.env.timeout(delay)
+            sent.callbacks.append(partial(self._received, (i, n_in, n_out, arrival)))
+
+    def _received(self, entry: Entry, _: simpy.Event) -> None:
+        self.parent.receive(entry, self.env.now)
+
+    def prefill_load(self, horizon: float) -> float | None:
+        """Prompt tokens that arrived per second of the horizon over what the prefill
+        replicas sustain, saturated with groups of the mean prompt (> 1: overloaded)."""
+        r = self.records
+        n = len(r)
+        arrived = (r.deployment[:n] == self.index) & (r.arrival[:n] <= horizon)
+        if not arrived.any() or horizon <= 0:
+            return None
+        prompts = r.input_tokens[:n][arrived]
+        n_in = float(prompts.mean())
+        model = self.step_model
+        batch = int(max(1, min(self.spec.max_batch, model.kv_capacity_tokens // (n_in + 1))))
+        tokens = batch * n_in
+        per_replica = tokens / model.prefill_time(round(tokens), tokens * n_in)
+        return float(prompts.sum()) / horizon / (per_replica * len(self.replicas))
+
+    def side_summary(self, end: float) -> dict[str, Any]:
+        """The prefill side's GPU-hours, cost and load, for the deployment's summary."""
+        billed = self._billed_seconds(end)
+        gpus = self.spec.gpus_per_replica
+        gpu_hours = sum(billed) * gpus / 3600.0
+        busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
+        seconds = sum(billed)
+        return {
+            "prefill_gpu": find_gpu(self.spec.gpu).name,  # type: ignore[union-attr]
+            "prefill_gpus_per_replica": gpus,
+            "prefill_replicas": len(self.replicas),
+            "prefill_price_per_gpu_hour": self.price,
+            "prefill_gpu_hours": gpu_hours,
+            "prefill_cost_usd": gpu_hours * self.price,
+            "prefill_utilization": min(1.0, busy / seconds) if seconds > 0 else None,
+            "kv_transfer_s_mean": (
+                self.transfer_seconds / self.transfers if self.transfers else None
+            ),
+        }
 
 
 class ClusterPool(ServingPool):

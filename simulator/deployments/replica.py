@@ -103,6 +103,7 @@ class Replica:
         self.group_squared = 0.0
         # fused prefill: the batch decoding beside the group's prompts, and its context
         self.fused = pool.spec.prefill == "fused"
+        self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
         self.group_batch = 0
         self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;
@@ -205,7 +206,7 @@ class Replica:
         self.step += steps
         self.group = entries
         self.group_at = at
-        if self.fused:
+        if self.fused and not self.decode_only:
             # the batch decodes a token in the prompts' step: it is a step on after it
             batch = self.group_batch = len(self.decoding)
             self.group_context = self.context_base + batch * self.step
@@ -219,6 +220,9 @@ class Replica:
         prefix = self.prefix
         preempted = pool.preempted  # optimistic admission: requests recomputed
         for i, n_in, n_out, arrival in entries:
+            if self.decode_only:  # prefilled elsewhere: it joins the batch as it is
+                self._join(i, n_in, n_out, arrival)
+                continue
             again = bool(preempted) and i in preempted
             if prefix and not again:  # only the uncached rest of the prompt is prefilled
                 cached = self.cached_prefix(i, n_in)
@@ -237,7 +241,10 @@ class Replica:
         self._run(at + self._prefill_seconds(), self.decoding[0][0] - self.step, 0)
 
     def _prefill_seconds(self) -> float:
-        """The group's prefill: its own step(s), or one step with the batch (fused)."""
+        """The group's prefill: its own step(s), or one step with the batch (fused); none
+        on a decode replica of a disaggregated deployment."""
+        if self.decode_only:
+            return 0.0
         if self.fused:
             return fused_time(
                 self.model,
@@ -251,6 +258,10 @@ class Replica:
     def _amend(self, entry: Entry) -> None:
         """One more request for the group's boundary: a longer prefill, a new plan."""
         self.group.append(entry)
+        if self.decode_only:
+            self._join(*entry)
+            self._run(self.group_at, self.decoding[0][0] - self.step, 0)
+            return
         preempted = self.pool.preempted
         again = bool(preempted) and entry[0] in preempted
         cached = self.cached_prefix(entry[0], entry[1]) if self.prefix and not again else 0
@@ -306,7 +317,10 @@ class Replica:
     def _close_group(self) -> None:
         """The group's prefill is over (or past amending): its first tokens are final."""
         group = self.group
-        if group:
+        if group and self.decode_only:  # its first token came from the prefill replica
+            self.group = []
+            self.group_at = -math.inf
+        elif group:
             first = self.records.first_token
             preempted = self.pool.preempted
             for entry in group:

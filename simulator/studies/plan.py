@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.deployment_specs import DedicatedSpec
+from simulator.deployment_specs import AnyDeploymentSpec, DedicatedSpec
 from simulator.engine import RunResult, simulate
 from simulator.errors import CapsimError
 from simulator.runner import Result, check_size, result_of, simulate_replications
@@ -129,6 +129,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
         n_out / count,
         spec.kv_admission == "optimistic",
         spec.prefill == "fused" or spec.chunked_prefill,
+        spec.disaggregation is not None,
     )
     offered = n_out / scenario.horizon
     return max(1, math.ceil(offered / per_replica - 1e-9)), offered
@@ -314,10 +315,11 @@ def _cheapest_mix(search: _Search, top: int) -> PlanPoint | None:
 def _variant(scenario: Scenario, name: str, replicas: int, spillover: bool) -> Scenario:
     """The scenario with `replicas` reserved replicas of `name` (0: none, traffic routed
     around it); without spillover, routes end at the deployment."""
-    deployments = []
+    deployments: list[AnyDeploymentSpec] = []
     for d in scenario.deployments:
         if d.name == name and replicas > 0:
-            deployments.append(d.model_copy(update={"replicas": replicas}))
+            assert isinstance(d, DedicatedSpec)
+            deployments.append(d.with_replicas(replicas))
         elif d.name != name:
             deployments.append(d)
     workloads = []

@@ -1,0 +1,197 @@
+"""Prefill/decode disaggregation: prompts prefilled on replicas of their own, their KV cache
+sent to the decode replicas; timings checked exactly on lone requests, the bill of both
+sides, and the interference it removes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import ScenarioError
+from simulator.serving.hardware import find_architecture
+from simulator.serving.performance import build_step_model, decode_time
+from tests.helpers import BASE, make_scenario, run_checked
+
+FIXED_100 = {"dist": "fixed", "value": 100}
+FIXED_10 = {"dist": "fixed", "value": 10}
+MODELS = {"m": {"price": {"input": 0.9, "output": 0.9}, "architecture": {"like": "llama-3.1-70b"}}}
+
+
+def _pd(**disaggregation: object) -> dict:
+    return {
+        "name": "pd",
+        "kind": "dedicated",
+        "model": "m",
+        "gpu": "H100-SXM",
+        "gpus_per_replica": 2,
+        "replicas": 2,
+        "disaggregation": {"prefill_replicas": 1, **disaggregation},
+    }
+
+
+def _workload(arrivals: dict, n_in: object, n_out: object) -> dict:
+    return {
+        **BASE["workloads"][0],
+        "model": "m",
+        "route": ["pd"],
+        "arrivals": arrivals,
+        "input_tokens": n_in,
+        "output_tokens": n_out,
+    }
+
+
+def test_a_lone_request_is_prefilled_sent_and_decoded_in_sequence() -> None:
+    """One request a minute, alone in the fleet: its first token when the prefill replica's
+    step over its prompt ends, then the KV transfer (latency + prompt x KV bytes per token
+    over the GPUs' links), then its other tokens on a decode replica, one step each."""
+    n_in, n_out = 3000, 200
+    scenario = make_scenario(
+        horizon=600,
+        models=MODELS,
+        workloads=[
+            _workload(
+                {"process": "batch_jobs", "every": 60, "requests": 1},
+                {"dist": "fixed", "value": n_in},
+                {"dist": "fixed", "value": n_out},
+            )
+        ],
+        deployments=[
+            _pd(
+                prefill_gpu="H200",
+                prefill_gpus_per_replica=1,
+                kv_transfer_gb_per_s=25,
+                kv_transfer_latency=0.002,
+            )
+        ],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    spec = scenario.deployments[0]
+    arch = find_architecture("llama-3.1-70b")
+    decode = build_step_model(spec, arch)  # type: ignore[arg-type]
+    prefill = build_step_model(spec.prefill_spec(), arch)  # type: ignore[attr-defined,arg-type]
+    ttft = prefill.prefill_time(n_in, float(n_in) ** 2)
+    # 1 link (min of 1 and 2 GPUs) at 25 GB/s; FP8 KV of Llama-3.1-70B: 160 KiB a token
+    transfer = 0.002 + n_in * 163840 / 25e9
+    tokens = decode_time(decode, 1, n_in + 1, n_out - 1)
+    assert len(r) == 10
+    assert np.allclose(r.start, r.arrival)
+    assert np.allclose(r.first_token - r.arrival, ttft, rtol=1e-9)
+    assert np.allclose(r.finish - r.first_token, transfer + tokens, rtol=1e-9)
+    d = result.report["deployments"][0]
+    assert d["prefill_gpu"] == "H200" and d["prefill_replicas"] == 1
+    assert d["kv_transfer_s_mean"] == pytest.approx(transfer, rel=1e-9)
+
+
+def test_both_sides_are_billed_and_every_request_ends() -> None:
+    """Reserved GPUs on both sides, the prefill side at its own GPU's price; one-token
+    answers finish at the prefill; the report's money adds up."""
+    scenario = make_scenario(
+        horizon=300,
+        models=MODELS,
+        workloads=[
+            _workload(
+                {"process": "poisson", "rate": 3},
+                {"dist": "lognormal", "mean": 1500, "cv": 1.0, "max": 12000},
+                {"dist": "lognormal", "mean": 60, "cv": 1.5, "max": 2000},
+            )
+        ],
+        deployments=[_pd(prefill_gpu="H200", prefill_price_per_gpu_hour=4.0)],
+    )
+    result = run_checked(scenario)
+    r = result.runs[0].records
+    d = result.report["deployments"][0]
+    one = r.output_tokens == 1
+    assert one.any()
+    assert np.allclose(r.finish[one], r.first_token[one])  # done at the prefill
+    assert np.all(r.finish[~one] > r.first_token[~one])
+    end = max(300.0, float(r.finish.max()))
+    assert d["prefill_gpu_hours"] == pytest.approx(end * 2 / 3600, rel=1e-9)
+    assert d["gpu_hours"] == pytest.approx(end * (2 * 2 + 2) / 3600, rel=1e-9)
+    decode_cost = end * 2 * 2 / 3600 * 5.49  # H100-SXM at the catalog's price
+    assert d["prefill_cost_usd"] == pytest.approx(end * 2 / 3600 * 4.0, rel=1e-9)
+    assert result.report["totals"]["cost_usd"] == pytest.approx(
+        decode_cost + d["prefill_cost_usd"], rel=1e-9
+    )
+
+
+def test_disaggregation_keeps_long_prompts_from_stalling_decoding() -> None:
+    """Prefill-decode interference (DistServe's argument): on colocated replicas that pause
+    their batch for each prompt group, a long prompt stalls every sequence decoding there,
+    and TPOT's tail grows with the prompts; decode-only replicas never stall, so their
+    TPOT tail is near a step's time."""
+    workload = _workload(
+        {"process": "poisson", "rate": 1.5},
+        {"dist": "lognormal", "mean": 6000, "cv": 1.0, "max": 30000},
+        {"dist": "lognormal", "mean": 250, "cv": 0.5, "max": 2000},
+    )
+    tpot = {}
+    for name, deployment in {
+        "colocated": {**_pd(), "replicas": 3, "prefill": "separate", "disaggregation": None},
+        "disaggregated": _pd(),
+    }.items():
+        if deployment["disaggregation"] is None:
+            del deployment["disaggregation"]
+        scenario = make_scenario(
+            horizon=900, seed=3, models=MODELS, workloads=[workload], deployments=[deployment]
+        )
+        r = run_checked(scenario).runs[0].records
+        streams = r.output_tokens > 1
+        tpot[name] = (r.finish - r.first_token)[streams] / (r.output_tokens[streams] - 1)
+    assert np.quantile(tpot["disaggregated"], 0.99) < 0.7 * np.quantile(tpot["colocated"], 0.99)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"replicas": {"min": 1, "max": 2}}, "replicas"),
+        ({"chunked_prefill": True}, "chunked_prefill"),
+        ({"prefix_caching": True}, "prefix_caching"),
+        ({"kv_admission": "optimistic"}, "kv_admission"),
+    ],
+)
+def test_what_disaggregation_does_not_model_is_refused(extra: dict, field: str) -> None:
+    with pytest.raises(ScenarioError, match=f"disaggregation.*{field}"):
+        make_scenario(
+            models=MODELS,
+            workloads=[_workload({"process": "poisson", "rate": 1}, FIXED_100, FIXED_10)],
+            deployments=[{**_pd(), **extra}],
+        )
+
+
+def test_a_prefill_gpu_without_a_price_is_refused_naming_the_field() -> None:
+    with pytest.raises(ScenarioError, match=r"disaggregation\.prefill_price_per_gpu_hour"):
+        make_scenario(
+            models=MODELS,
+            workloads=[_workload({"process": "poisson", "rate": 1}, FIXED_100, FIXED_10)],
+            deployments=[_pd(prefill_gpu="GB200")],
+        )
+
+
+def test_plan_sizes_both_sides_in_their_ratio_and_its_answer_holds() -> None:
+    """`plan` scales the prefill replicas with the decode replicas (1 to 2, rounded up):
+    the size it picks meets the TTFT and TPOT targets, one decode replica fewer (and its
+    prefill side) does not."""
+    from simulator.runner import run
+    from simulator.studies.plan import _variant, plan, slo_met
+
+    spec = _pd()
+    assert spec["replicas"] == 2 and spec["disaggregation"]["prefill_replicas"] == 1
+    workload = {
+        **_workload(
+            {"process": "poisson", "rate": 6},
+            {"dist": "lognormal", "mean": 3000, "cv": 0.8, "max": 20000},
+            {"dist": "lognormal", "mean": 300, "cv": 0.8, "max": 3000},
+        ),
+        "slo": {"ttft_p95": "2s", "tpot_p95": "40ms"},
+    }
+    scenario = make_scenario(horizon=300, models=MODELS, workloads=[workload], deployments=[spec])
+    pd = scenario.deployments[0]
+    assert pd.with_replicas(5).disaggregation.prefill_replicas == 3  # type: ignore[attr-defined]
+    answer = plan(scenario, max_replicas=12, replications=2)
+    n = answer["replicas"]
+    assert n is not None and n > 1
+    held = run(_variant(scenario, "pd", n, False), replications=2).report
+    fewer = run(_variant(scenario, "pd", n - 1, False), replications=2).report
+    assert held["deployments"][0]["prefill_replicas"] == -(-n // 2)
+    assert slo_met(held, ["chat"]) and not slo_met(fewer, ["chat"])
