@@ -95,8 +95,8 @@ class RooflineSpec(Spec):
         default=None,
         gt=0,
         le=1,
-        description="share of peak FLOP/s a GEMM reaches; default by precision (0.7 BF16 and "
-        "FP8, 0.45 FP4), fitted on published measurements",
+        description="share of peak FLOP/s a GEMM reaches; default by precision (0.6 BF16 and "
+        "FP8, 0.35 FP4), fitted on published measurements",
     )
     mbu: float = Field(default=0.7, gt=0, le=1, description="share of memory bandwidth")
     memory_fraction: float = Field(
@@ -113,22 +113,22 @@ class RooflineSpec(Spec):
         description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
         "pass of 8,192 tokens",
     )
-    step_overhead: Duration = Field(default=0.002, le=60, description="scheduler time per step")
+    step_overhead: Duration = Field(default=0.0015, le=60, description="scheduler time per step")
     layer_overhead: Duration = Field(
         default=30e-6, le=1, description="kernel launch time per layer per step"
     )
     sequence_overhead: Duration = Field(
-        default=10e-6, le=1, description="host time per sequence per step (sampling, scheduling)"
+        default=5e-6, le=1, description="host time per sequence per step (sampling, scheduling)"
     )
     moe_efficiency: float = Field(
-        default=0.4,
+        default=0.2,
         gt=0,
         le=1,
         description="share of mfu the routed experts' grouped GEMMs reach (their weights "
         "are read at mbu)",
     )
     link_efficiency: float = Field(
-        default=0.5, gt=0, le=1, description="share of link bandwidth an all-reduce reaches"
+        default=0.8, gt=0, le=1, description="share of link bandwidth an all-reduce reaches"
     )
     allreduce_latency: Duration | None = Field(
         default=None,

@@ -70,7 +70,7 @@ def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
     short, long = gains(100), gains(1500)
     assert all(later <= earlier * 1.001 for earlier, later in itertools.pairwise(short))
     assert short[0] > 1.5 and short[-1] < 0.95
-    assert long[-1] > 1.2
+    assert long[-1] > 1.1
 
 
 def test_a_replica_with_speculation_answers_faster_at_low_load() -> None:

@@ -107,7 +107,7 @@ class LinearModel:
 # of RooflineSpec (mbu, overheads, MoE and link efficiencies) were fitted on the `fit` rows
 # of benchmarks/calibration_points.csv, the rest held out (benchmarks/README.md). BF16 has
 # no throughput point there: it takes FP8's share, as the same kernels reach it.
-DEFAULT_MFU = {"bf16": 0.7, "fp8": 0.7, "fp4": 0.45}
+DEFAULT_MFU = {"bf16": 0.6, "fp8": 0.6, "fp4": 0.35}
 # seconds per all-reduce: NCCL's small-message latency over NVLink, and through the host
 # bridge or PCIe switch where GPUs have no NVLink
 ALLREDUCE_LATENCY = {"nvlink": 10e-6, "pcie": 25e-6}
