@@ -222,7 +222,14 @@ class DisaggregationSpec(Spec):
         description="default: the deployment's price if the GPU is the same, else the catalog's",
     )
     prefill_max_batch: int = Field(
-        default=16, ge=1, le=100_000, description="prompts a prefill replica runs in one step"
+        default=256, ge=1, le=100_000, description="prompts a prefill replica runs in one step"
+    )
+    prefill_max_tokens: int = Field(
+        default=16_384,
+        ge=1,
+        le=MAX_TOKENS,
+        description="prompt tokens a prefill replica runs in one step (a longer prompt runs "
+        "alone), as a prefill engine's token budget",
     )
     kv_transfer_gb_per_s: float = Field(
         default=50.0,

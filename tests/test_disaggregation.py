@@ -4,6 +4,8 @@ sides, and the interference it removes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -195,3 +197,21 @@ def test_plan_sizes_both_sides_in_their_ratio_and_its_answer_holds() -> None:
     fewer = run(_variant(scenario, "pd", n - 1, False), replications=2).report
     assert held["deployments"][0]["prefill_replicas"] == -(-n // 2)
     assert slo_met(held, ["chat"]) and not slo_met(fewer, ["chat"])
+
+
+def test_the_gain_matches_distserves_published_experiment() -> None:
+    """DistServe's blog experiment (13B on A100s, 512 in / 64 out, P90 TTFT 0.4 s and TPOT
+    40 ms; benchmarks/bench_disaggregation.py): two prefill GPUs and one decode GPU serve
+    ~2.1x the goodput per GPU of colocated serving (3.3 against 1.6 requests/s). capsim,
+    never fitted to it, gives 1.84x; its absolute rates are ~2x the published ones (the
+    2024 engines ran far below the roofline)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_disaggregation.py"
+    spec = importlib.util.spec_from_file_location("bench_disaggregation", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    colocated = bench.highest_rate(0, 1, "both")
+    two_one = bench.highest_rate(2, 1, "both") / 3
+    assert 2.1 * 0.75 <= two_one / colocated <= 2.1 * 1.25

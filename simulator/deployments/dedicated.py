@@ -18,7 +18,7 @@ import simpy
 
 from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
-from simulator.deployments.replica import DECODE, REACHING, Entry, Replica
+from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
 from simulator.scenario import Scenario
 from simulator.serving.hardware import find_gpu
 from simulator.serving.performance import StepModel, build_step_model, decode_time, fused_time
@@ -125,6 +125,7 @@ class ServingPool(DeploymentModel):
         # disaggregated: the prefill replicas; these replicas then only decode, and every
         # request prefilled is taken (max_queue bounds the prefill side's queue)
         self.decode_only = False
+        self.group_token_cap = self._group_token_cap()  # prompt tokens a group may hold
         self.prefill_stage: PrefillStage | None = None
         if isinstance(spec, DedicatedSpec) and spec.disaggregation is not None:
             self.decode_only = True
@@ -136,6 +137,9 @@ class ServingPool(DeploymentModel):
         self._record_replicas(0.0)
         if self.autoscale is not None:
             self.env.process(self._autoscaler(self.autoscale))
+
+    def _group_token_cap(self) -> int | None:
+        return None
 
     def _reserved_replicas(self) -> int:
         spec = self.spec
@@ -554,10 +558,11 @@ class PrefillStage(ServingPool):
 
     def __init__(self, parent: ServingPool, spec: DedicatedSpec, context: EngineContext) -> None:
         side = spec.prefill_spec()
-        super().__init__(side, parent.index, context)
-        self.parent = parent
         d = spec.disaggregation
         assert d is not None
+        self.token_budget = d.prefill_max_tokens
+        super().__init__(side, parent.index, context)
+        self.parent = parent
         kv_bytes = getattr(parent.step_model, "kv_bytes_per_token", None)
         if kv_bytes is None:  # measured performance: the architecture's BF16 KV, if known
             arch = context.scenario.models[spec.model].resolved_architecture(spec.model)
@@ -567,6 +572,19 @@ class PrefillStage(ServingPool):
         self.latency = d.kv_transfer_latency
         self.transfer_seconds = 0.0
         self.transfers = 0
+
+    def _group_token_cap(self) -> int | None:
+        return self.token_budget
+
+    def _replica_with_room(
+        self, tokens: int, skip: Replica | None, now: float, row: int = -1
+    ) -> Replica | None:
+        """An idle prefill replica (one prefilling takes its next group from the queue at
+        its prefill's end, within the token budget)."""
+        for replica in self.active:
+            if replica.phase == IDLE and replica is not skip and replica.accepting:
+                return replica
+        return None
 
     def offer_prompt(self, i: int, n_in: int, now: float) -> bool:
         """Request i's prompt to a prefill replica (False, counted on the deployment: the

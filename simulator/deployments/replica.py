@@ -104,6 +104,7 @@ class Replica:
         # fused prefill: the batch decoding beside the group's prompts, and its context
         self.fused = pool.spec.prefill == "fused"
         self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
+        self.token_cap = pool.group_token_cap
         self.group_batch = 0
         self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;
@@ -471,8 +472,13 @@ class Replica:
             room = self.max_batch - len(self.decoding) - len(self.prefilling) - len(taken)
             optimistic = self.optimistic
             batch = len(self.decoding) + len(taken)
+            cap = self.token_cap  # a disaggregated prefill replica's tokens a step
+            prompts = 0
             while queue and room > 0:
                 entry = queue[0]
+                if cap is not None and taken and prompts + entry[1] > cap:
+                    break
+                prompts += entry[1]
                 if optimistic:  # the prompt, its first token, and a step of the batch
                     need = entry[1] + 1
                     if kv + need + batch + 1 > self.kv_capacity:
