@@ -215,3 +215,34 @@ def test_the_gain_matches_distserves_published_experiment() -> None:
     colocated = bench.highest_rate(0, 1, "both")
     two_one = bench.highest_rate(2, 1, "both") / 3
     assert 2.1 * 0.75 <= two_one / colocated <= 2.1 * 1.25
+
+
+def test_a_prefill_replica_takes_prompts_within_its_token_budget() -> None:
+    """Four 10,000-token prompts at once on one prefill replica with a 16,384-token budget:
+    one prompt a step, first tokens one prefill apart; with a 40,000-token budget, all four
+    in one step, first tokens together."""
+    n_in = 10_000
+    first = {}
+    for budget in (16_384, 40_000):
+        scenario = make_scenario(
+            horizon=60,
+            models=MODELS,
+            workloads=[
+                _workload(
+                    {"process": "batch_jobs", "every": 120, "requests": 4},
+                    {"dist": "fixed", "value": n_in},
+                    {"dist": "fixed", "value": 20},
+                )
+            ],
+            deployments=[_pd(prefill_max_tokens=budget)],
+        )
+        r = run_checked(scenario).runs[0].records
+        first[budget] = np.sort(r.first_token)
+        prefill = build_step_model(
+            scenario.deployments[0].prefill_spec(),  # type: ignore[union-attr]
+            find_architecture("llama-3.1-70b"),
+        )
+    one = prefill.prefill_time(n_in, float(n_in) ** 2)
+    assert np.allclose(first[16_384], one * np.arange(1, 5), rtol=1e-9)
+    four = prefill.prefill_time(4 * n_in, 4 * float(n_in) ** 2)
+    assert np.allclose(first[40_000], four, rtol=1e-9)

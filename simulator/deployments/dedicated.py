@@ -579,10 +579,21 @@ class PrefillStage(ServingPool):
     def _replica_with_room(
         self, tokens: int, skip: Replica | None, now: float, row: int = -1
     ) -> Replica | None:
-        """An idle prefill replica (one prefilling takes its next group from the queue at
-        its prefill's end, within the token budget)."""
+        """An idle prefill replica, or one whose group starts at this instant and has room
+        in its token budget for the prompt (`tokens` - 1: a one-token answer's KV). A
+        replica prefilling takes its next group from the queue at its prefill's end."""
+        budget = self.token_budget
         for replica in self.active:
-            if replica.phase == IDLE and replica is not skip and replica.accepting:
+            if replica is skip or not replica.accepting:
+                continue
+            if replica.phase == IDLE:
+                return replica
+            if (
+                now <= replica.group_at
+                and replica.group_tokens + tokens - 1 <= budget
+                and len(replica.group) < replica.max_batch
+                and replica.kv_used + tokens <= replica.kv_capacity
+            ):
                 return replica
         return None
 
