@@ -210,7 +210,9 @@ class DisaggregationSpec(Spec):
     network to the deployment's replicas, which only decode. Each side has its GPU type and
     count, billed like the deployment's."""
 
-    prefill_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    prefill_replicas: int = Field(
+        ge=1, le=MAX_REPLICAS, description="reserved replicas that only prefill prompts"
+    )
     prefill_gpu: str | None = Field(default=None, description="default: the deployment's GPU")
     prefill_gpus_per_replica: int | None = Field(
         default=None, ge=1, le=64, description="default: the deployment's gpus_per_replica"
