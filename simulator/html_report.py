@@ -50,9 +50,24 @@ def cost_plot(report: dict[str, Any]) -> str:
         (axes[1], "workloads", "workload"),
     ):
         rows = report[key]
-        ax.barh([r["name"] for r in rows], [r["monthly_cost_usd"] for r in rows], color="#4c72b0")
+        names = [r["name"] for r in rows]
+        costs = [r["monthly_cost_usd"] for r in rows]
+        ax.barh(names, costs, color="#4c72b0")
+        ci = bool(rows) and all(r.get("monthly_cost_usd_ci95") for r in rows)  # replications
+        if ci:
+            low = [c - r["monthly_cost_usd_ci95"][0] for c, r in zip(costs, rows, strict=True)]
+            high = [r["monthly_cost_usd_ci95"][1] - c for c, r in zip(costs, rows, strict=True)]
+            ax.errorbar(
+                costs,
+                names,
+                xerr=[np.maximum(low, 0.0), np.maximum(high, 0.0)],
+                fmt="none",
+                ecolor="black",
+                capsize=4,
+                gid=f"{key}-ci95",
+            )
         ax.set_xlabel("USD per month")
-        ax.set_title(f"Monthly cost by {label}")
+        ax.set_title(f"Monthly cost by {label}" + (" (whiskers: 95% CI)" if ci else ""))
     fig.tight_layout()
     return _figure_svg(fig)
 
@@ -146,6 +161,24 @@ def latency_plot(result: Result) -> str:
                 if target.metric == metric:
                     ax.axvline(target.target_s, linestyle="--", color="red", alpha=0.6)
                     ax.axhline(target.quantile, linestyle=":", color="red", alpha=0.4)
+    # with replications: each SLO's observed quantile, averaged over them, and its 95% CI
+    for row in result.report["workloads"]:
+        for entry in row.get("slo", []):
+            ci = entry.get("observed_s_ci95")
+            observed = entry.get("observed_s")
+            if not ci or observed is None or entry["metric"] not in metrics:
+                continue
+            ax = axes[metrics.index(entry["metric"])]
+            ax.errorbar(
+                [observed],
+                [entry["quantile"]],
+                xerr=[[max(0.0, observed - ci[0])], [max(0.0, ci[1] - observed)]],
+                fmt="o",
+                color="black",
+                markersize=3,
+                capsize=4,
+                gid=f"slo-ci95-{row['name']}-{entry['key']}",
+            )
     for ax, metric in zip(axes, metrics, strict=True):
         ax.set_xlabel(f"{metric.upper()} (s)")
         ax.set_title(f"{metric.upper()} CDF (dashed: SLO)")
@@ -338,14 +371,23 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
     """report.json, records (Parquet with pyarrow, else CSV) and report.html."""
     out.mkdir(parents=True, exist_ok=True)
     frame = result.all_records  # every replication, told apart by `replication`
+    metadata = to_json(records_metadata(result))
+    paths = []
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         records_path = out / "records.parquet"
-        write_atomic(records_path, lambda tmp: frame.to_parquet(tmp, index=False))
-    except ImportError:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        schema_metadata = {**(table.schema.metadata or {}), b"capsim": metadata.encode()}
+        table = table.replace_schema_metadata(schema_metadata)
+        write_atomic(records_path, lambda tmp: pq.write_table(table, tmp))
+    except ImportError:  # CSV has no metadata: it goes beside the file
         records_path = out / "records.csv"
         write_atomic(records_path, lambda tmp: frame.to_csv(tmp, index=False))
+        meta_path = out / "records.metadata.json"
+        write_text_atomic(meta_path, metadata + "\n")
+        paths.append(meta_path)
     report_path = out / "report.json"
     write_text_atomic(report_path, to_json(result.report) + "\n")
     totals = result.report["totals"]
@@ -364,7 +406,22 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
     )
     html_path = out / "report.html"
     write_text_atomic(html_path, page)
-    return [report_path, records_path, html_path]
+    return [report_path, records_path, *paths, html_path]
+
+
+def records_metadata(result: Result) -> dict[str, Any]:
+    """What the records file carries about its run: the scenario, its seed, horizon and
+    replications, the columns' units, and the report's provenance."""
+    report = result.report
+    return {
+        "scenario": report["scenario"],
+        "seed": report["seed"],
+        "horizon_s": report["horizon_s"],
+        "warmup_s": report["warmup_s"],
+        "replications": report["replications"],
+        "units": "columns ending in _s are seconds, _usd US dollars; tokens are counts",
+        "provenance": report["provenance"],
+    }
 
 
 def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:

@@ -468,6 +468,28 @@ def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Pat
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     per_run = frame.groupby("replication")["cost_usd"].sum()
     assert per_run.mean() == pytest.approx(report["totals"]["cost_usd"], rel=1e-9)
+    # CSV has no metadata: the run's provenance goes beside it, as in report.json
+    meta = json.loads((tmp_path / "o" / "records.metadata.json").read_text())
+    assert meta["provenance"] == report["provenance"]
+    assert (meta["seed"], meta["replications"]) == (report["seed"], 2)
+    # with replications, the plots carry 95% whiskers: monthly costs and SLO quantiles
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert 'id="deployments-ci95"' in page and 'id="workloads-ci95"' in page
+    one = capsim("run", str(path), "--out", str(tmp_path / "one"), "-q")
+    assert one.returncode == 0, one.stderr
+    assert "ci95" not in (tmp_path / "one" / "report.html").read_text()
+
+
+def test_parquet_records_carry_the_provenance_in_their_schema(tmp_path: Path) -> None:
+    """With the `parquet` extra the records file holds the metadata itself."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario_dict(horizon="10m")))
+    out = capsim("run", str(path), "--out", str(tmp_path / "o"), "-q")
+    assert out.returncode == 0, out.stderr
+    meta = json.loads(pq.read_schema(tmp_path / "o" / "records.parquet").metadata[b"capsim"])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert meta["provenance"] == report["provenance"] and meta["seed"] == report["seed"]
 
 
 def test_the_dedicated_line_of_the_volume_chart_stops_at_the_fleets_capacity() -> None:
