@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -37,6 +38,8 @@ class CatalogEntry:
     provider: str | None = None
     deprecation_date: str | None = None  # ISO date the provider retires the id
     successor: str | None = None
+    # long-context tiers: (prompt tokens above which, input, output, cached input) per 1M
+    tiers: tuple[tuple[int, float, float, float | None], ...] = ()
 
     def deprecation_notice(self, today: str, source: str) -> str | None:
         """A sentence when the id is deprecated on or before `today` (ISO dates compare as
@@ -117,6 +120,37 @@ def closest_ids(catalog: PriceCatalog, text: str, count: int = 3) -> list[str]:
     return [lowered[f] for f in found]
 
 
+_TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+
+
+def _tiers(
+    entry: dict[str, Any], name: str, output: float | None, cached: float | None
+) -> tuple[tuple[int, float, float, float | None], ...]:
+    """The map's long-context prices (`input_cost_per_token_above_200k_tokens` and its
+    output and cache-read partners; LiteLLM bills a prompt over the threshold wholly at
+    them), ascending; a tier without its own output or cache-read price keeps the base."""
+    found = []
+    for key in entry:
+        match = _TIER_KEY.match(key)
+        if match is None:
+            continue
+        k = match.group(1)
+        price_in = _per_million(entry, key, name)
+        if price_in is None:
+            continue
+        price_out = _per_million(entry, f"output_cost_per_token_above_{k}k_tokens", name)
+        price_cached = _per_million(entry, f"cache_read_input_token_cost_above_{k}k_tokens", name)
+        found.append(
+            (
+                int(k) * 1000,
+                price_in,
+                price_out if price_out is not None else (output or 0.0),
+                price_cached if price_cached is not None else cached,
+            )
+        )
+    return tuple(sorted(found))
+
+
 def parse_litellm(data: Any, source: str) -> PriceCatalog:
     """Read a LiteLLM price map (dict of model -> per-token prices); aliases are followed."""
     if not isinstance(data, dict):
@@ -136,6 +170,7 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
             batch_in = _per_million(entry, "input_cost_per_token_batches", name)
             batch_out = _per_million(entry, "output_cost_per_token_batches", name)
             cached_in = _per_million(entry, "cache_read_input_token_cost", name)
+            tiers = _tiers(entry, name, price_out, cached_in)
         except ValueError as exc:
             problems.append(str(exc))
             continue
@@ -164,6 +199,7 @@ def parse_litellm(data: Any, source: str) -> PriceCatalog:
                 deprecated if isinstance(deprecated, str) and _iso_date(deprecated) else None
             ),
             successor=successor if isinstance(successor, str) else None,
+            tiers=tiers,
         )
     if problems:
         raise ScenarioError(source, problems)

@@ -25,7 +25,7 @@ from simulator.serving.hardware import (
     find_architecture,
     find_gpu,
 )
-from simulator.spec import Price, Spec, TokenCount
+from simulator.spec import Price, PriceTier, Spec, TokenCount
 from simulator.units import DEFAULT_MONTH_S, Duration
 
 _SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
@@ -156,6 +156,10 @@ class ModelSpec(Spec):
                 input=entry.input_usd_per_1m,
                 output=entry.output_usd_per_1m,
                 cached_input=entry.cached_input_usd_per_1m,
+                tiers=tuple(
+                    PriceTier(above_input_tokens=a, input=i, output=o, cached_input=c)
+                    for a, i, o, c in entry.tiers
+                ),
             )
         if (
             self.batch_price is None

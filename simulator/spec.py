@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.limits import MAX_TOKENS, MAX_USD_PER_1M_TOKENS
 
@@ -26,10 +27,46 @@ UsdPer1M = Annotated[float, Field(ge=0, le=MAX_USD_PER_1M_TOKENS)]
 """A price in USD per 1M tokens."""
 
 
+class PriceTier(Spec):
+    """Long-context pricing: a request whose prompt is longer than `above_input_tokens`
+    has all its tokens billed at these prices (as Gemini's and Claude's prices above
+    128k / 200k prompt tokens, the LiteLLM map's `input_cost_per_token_above_200k_tokens`)."""
+
+    above_input_tokens: TokenCount
+    input: UsdPer1M
+    output: UsdPer1M
+    cached_input: UsdPer1M | None = Field(
+        default=None, description="default: the price's own cached_input"
+    )
+
+
 class Price(Spec):
-    """USD per 1M tokens: input, output, and (optional) input tokens read from the
-    provider's prompt cache."""
+    """USD per 1M tokens: input, output, (optional) input tokens read from the provider's
+    prompt cache, and (optional) long-context tiers."""
 
     input: UsdPer1M
     output: UsdPer1M
     cached_input: UsdPer1M | None = None
+    tiers: tuple[PriceTier, ...] = Field(
+        default=(),
+        max_length=16,
+        description="prices for requests whose prompt is longer than a threshold "
+        "(ascending thresholds); the longest threshold a prompt exceeds applies",
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Price:
+        above = [t.above_input_tokens for t in self.tiers]
+        if any(b <= a for a, b in itertools.pairwise(above)):
+            raise ValueError(f"tiers: above_input_tokens must ascend, got {above}")
+        return self
+
+    def at(self, input_tokens: int) -> tuple[float, float, float | None]:
+        """(input, output, cached input) USD per 1M tokens for a prompt of `input_tokens`."""
+        chosen: tuple[float, float, float | None] = (self.input, self.output, self.cached_input)
+        for tier in self.tiers:
+            if input_tokens <= tier.above_input_tokens:
+                break
+            cached = tier.cached_input if tier.cached_input is not None else self.cached_input
+            chosen = (tier.input, tier.output, cached)
+        return chosen

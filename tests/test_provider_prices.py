@@ -158,3 +158,103 @@ def test_a_deprecated_catalog_id_warns_and_a_misspelt_one_gets_suggestions(
         capsim_here("prices", "new-modle", "--catalog", str(folder / "prices.json")),
         "Did you mean acme/new-model",
     )
+
+
+LONG = {
+    "input": 1.25,
+    "output": 10.0,
+    "cached_input": 0.125,
+    "tiers": [{"above_input_tokens": 200_000, "input": 2.5, "output": 15.0}],
+}
+
+
+def _long_prompts(route: list[str], deployments: list[dict]) -> object:
+    return make_scenario(
+        horizon="30m",
+        models={"m": {"price": LONG, "context_length": 1_000_000}},
+        workloads=[
+            {
+                **BASE["workloads"][0],
+                "route": route,
+                "arrivals": {"process": "poisson", "rate": "0.5/s"},
+                "input_tokens": {"dist": "lognormal", "mean": 180_000, "cv": 0.5, "max": 900_000},
+                "output_tokens": {"dist": "fixed", "value": 500},
+            }
+        ],
+        deployments=deployments,
+    )
+
+
+@pytest.mark.parametrize("rate_limited", [False, True])
+def test_long_prompts_are_billed_at_the_long_context_tier(rate_limited: bool) -> None:
+    """Gemini-style pricing: a prompt over 200,000 tokens has all its tokens billed at the
+    tier's prices, its cached-input price staying the base one (none given for the tier);
+    the same in bulk (no rate limit) and one by one (a rate limit far above the load)."""
+    provider: dict = {"name": "serverless", "kind": "serverless"}
+    if rate_limited:
+        provider["rate_limit"] = {"requests_per_min": 100_000}
+    r = run_checked(_long_prompts(["serverless"], [provider])).runs[0].records
+    long = r.input_tokens > 200_000
+    assert long.any() and (~long).any()
+    expected = np.where(
+        long,
+        (r.input_tokens * 2.5 + r.output_tokens * 15.0) / 1e6,
+        (r.input_tokens * 1.25 + r.output_tokens * 10.0) / 1e6,
+    )
+    assert r.cost == pytest.approx(expected, rel=1e-12)
+
+
+def test_batch_discounts_the_long_context_tier_too() -> None:
+    r = run_checked(
+        _long_prompts(["batch"], [{"name": "batch", "kind": "batch", "discount": 0.5}])
+    ).runs[0].records
+    long = r.input_tokens > 200_000
+    expected = np.where(
+        long,
+        (r.input_tokens * 2.5 + r.output_tokens * 15.0) / 2e6,
+        (r.input_tokens * 1.25 + r.output_tokens * 10.0) / 2e6,
+    )
+    assert long.any() and r.cost == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_litellm_map_s_long_context_prices_become_tiers(tmp_path: object) -> None:
+    """`input_cost_per_token_above_200k_tokens` and its output and cache-read partners (as
+    the LiteLLM map lists Claude's and Gemini's long-context prices) give the model a tier
+    at 200,000 prompt tokens."""
+    import json
+    from pathlib import Path
+
+    from simulator import load_scenario
+
+    catalog = Path(str(tmp_path)) / "prices.json"
+    catalog.write_text(
+        json.dumps(
+            {
+                "vertex_ai/gemini-long": {
+                    "litellm_provider": "vertex_ai",
+                    "mode": "chat",
+                    "input_cost_per_token": 1.25e-6,
+                    "output_cost_per_token": 1e-5,
+                    "cache_read_input_token_cost": 1.25e-7,
+                    "input_cost_per_token_above_200k_tokens": 2.5e-6,
+                    "output_cost_per_token_above_200k_tokens": 1.5e-5,
+                    "cache_read_input_token_cost_above_200k_tokens": 2.5e-7,
+                }
+            }
+        )
+    )
+    data = {**BASE, "catalog": str(catalog), "models": {"m": {"id": "vertex_ai/gemini-long"}}}
+    price = load_scenario(data).models["m"].serverless_price
+    assert price.at(200_000) == pytest.approx((1.25, 10.0, 0.125))
+    assert price.at(200_001) == pytest.approx((2.5, 15.0, 0.25))
+
+
+def test_tiers_must_ascend() -> None:
+    from simulator import ScenarioError
+
+    tiers = [
+        {"above_input_tokens": 200_000, "input": 2, "output": 3},
+        {"above_input_tokens": 128_000, "input": 3, "output": 4},
+    ]
+    with pytest.raises(ScenarioError, match="tiers"):
+        make_scenario(models={"m": {"price": {"input": 1, "output": 2, "tiers": tiers}}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ import simpy
 
 from simulator.records import Blocks, Records
 from simulator.scenario import Scenario
+from simulator.spec import Price
 
 
 @dataclass
@@ -114,6 +116,87 @@ def per_workload_prices(scenario: Scenario, batch_discount: float | None = None)
                 continue
         prices[w] = (price.input, price.output)
     return prices
+
+
+Tiers = list[tuple[tuple[int, float, float, float], ...]] | None
+"""Per workload, its price's long-context tiers (prompt tokens above which, input, output,
+cached input (NaN: none) per 1M), ascending; None when no workload has any."""
+
+
+def per_workload_tiers(
+    scenario: Scenario, batch_discount: float | None = None, price: Price | None = None
+) -> Tiers:
+    """Each workload's long-context tiers: of `price` (a provider's own) if given, else of
+    its model's serverless price; with `batch_discount`, discounted (none when the model
+    has its own batch price)."""
+    tiers: list[tuple[tuple[int, float, float, float], ...]] = []
+    for workload in scenario.workloads:
+        model = scenario.models[workload.model]
+        chosen = price if price is not None else model.serverless_price
+        factor = 1.0
+        if batch_discount is not None:
+            if model.batch_price is not None:
+                tiers.append(())
+                continue
+            factor = 1.0 - batch_discount
+        tiers.append(
+            tuple(
+                (
+                    t.above_input_tokens,
+                    t.input * factor,
+                    t.output * factor,
+                    _cached(t.cached_input, chosen.cached_input) * factor,
+                )
+                for t in chosen.tiers
+            )
+        )
+    return tiers if any(tiers) else None
+
+
+def _cached(tier: float | None, base: float | None) -> float:
+    return tier if tier is not None else (base if base is not None else math.nan)
+
+
+def tiered_cost(
+    tiers: tuple[tuple[int, float, float, float], ...], n_in: int, n_out: int, cached: int = 0
+) -> float | None:
+    """USD of one request at the highest tier its prompt exceeds (its cached tokens at the
+    tier's cached price, if any), or None below every tier."""
+    chosen = None
+    for tier in tiers:
+        if n_in <= tier[0]:
+            break
+        chosen = tier
+    if chosen is None:
+        return None
+    _, price_in, price_out, price_cached = chosen
+    saving = 0.0 if math.isnan(price_cached) else cached * (price_cached - price_in)
+    return float((n_in * price_in + n_out * price_out + saving) / 1e6)
+
+
+def apply_tiers(
+    costs: np.ndarray,
+    tiers: Tiers,
+    workload: np.ndarray,
+    n_in: np.ndarray,
+    n_out: np.ndarray,
+    cached: np.ndarray | None = None,
+) -> np.ndarray:
+    """`costs` of many requests with the long-context tiers applied (the highest tier a
+    prompt exceeds replaces its base price, its cached tokens at the tier's cached price)."""
+    if tiers is None:
+        return costs
+    costs = costs.copy()
+    for w, table in enumerate(tiers):
+        for above, price_in, price_out, price_cached in table:  # ascending: the last wins
+            hit = (workload == w) & (n_in > above)
+            if not hit.any():
+                continue
+            value = n_in[hit] * price_in + n_out[hit] * price_out
+            if cached is not None and not math.isnan(price_cached):
+                value = value + cached[hit] * (price_cached - price_in)
+            costs[hit] = value / 1e6
+    return costs
 
 
 def token_cost(prices: np.ndarray, workload: int, n_in: int, n_out: int) -> float:

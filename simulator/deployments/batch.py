@@ -16,7 +16,10 @@ from simulator.deployments.base import (
     DeploymentModel,
     DeploymentSummary,
     EngineContext,
+    apply_tiers,
     per_workload_prices,
+    per_workload_tiers,
+    tiered_cost,
     token_cost,
     token_costs,
 )
@@ -32,6 +35,7 @@ class BatchQueue(DeploymentModel):
     def __init__(self, spec: BatchSpec, index: int, context: EngineContext) -> None:
         super().__init__(spec, index, context)
         self.prices = per_workload_prices(context.scenario, batch_discount=spec.discount)
+        self.tiers = per_workload_tiers(context.scenario, batch_discount=spec.discount)
         self.rate = spec.processing_rate
         self.busy_until = 0.0
         self.tokens_processed = 0
@@ -54,7 +58,8 @@ class BatchQueue(DeploymentModel):
         w = r.workload[i]
         r.start[i] = start
         r.finish[i] = self.busy_until
-        r.cost[i] = token_cost(self.prices, w, n_in, n_out)
+        tiered = tiered_cost(self.tiers[w], n_in, n_out) if self.tiers else None
+        r.cost[i] = token_cost(self.prices, w, n_in, n_out) if tiered is None else tiered
         r.outcome[i] = Outcome.COMPLETED
         return True
 
@@ -93,7 +98,9 @@ class BatchQueue(DeploymentModel):
         taken = rows[admitted]
         r.start[taken] = starts[admitted]
         r.finish[taken] = finishes[admitted]
-        r.cost[taken] = token_costs(self.prices, r.workload[taken], n_in[admitted], n_out[admitted])
+        workload = r.workload[taken]
+        costs = token_costs(self.prices, workload, n_in[admitted], n_out[admitted])
+        r.cost[taken] = apply_tiers(costs, self.tiers, workload, n_in[admitted], n_out[admitted])
         r.outcome[taken] = Outcome.COMPLETED
         return admitted
 

@@ -12,7 +12,10 @@ from simulator.deployments.base import (
     DeploymentModel,
     DeploymentSummary,
     EngineContext,
+    apply_tiers,
     per_workload_prices,
+    per_workload_tiers,
+    tiered_cost,
     token_cost,
     token_costs,
 )
@@ -63,6 +66,7 @@ class ServerlessEndpoint(DeploymentModel):
             cached = [
                 scenario.models[w.model].serverless_price.cached_input for w in scenario.workloads
             ]
+        self.tiers = per_workload_tiers(scenario, price=spec.price)  # long-context prices
         # prompt caching: cached input tokens billed at `cached_input` (where there is one)
         self.cached_prices = np.array([np.nan if c is None else c for c in cached])
         self.blocks = context.blocks
@@ -116,7 +120,10 @@ class ServerlessEndpoint(DeploymentModel):
         r.start[i] = start
         r.first_token[i] = first
         r.finish[i] = first + max(n_out - 1, 0) * self.tpot
-        r.cost[i] = token_cost(self.prices, w, n_in, n_out) + self._discount(w, cached)
+        tiered = tiered_cost(self.tiers[w], n_in, n_out, cached) if self.tiers else None
+        if tiered is None:
+            tiered = token_cost(self.prices, w, n_in, n_out) + self._discount(w, cached)
+        r.cost[i] = tiered
         r.outcome[i] = Outcome.COMPLETED
         return True
 
@@ -180,7 +187,9 @@ class ServerlessEndpoint(DeploymentModel):
         if self.caching:
             saving = np.nan_to_num(self.cached_prices[workload] - self.prices[workload, 0])
             costs = costs + cached * saving / 1e6
-        r.cost[rows] = costs
+        r.cost[rows] = apply_tiers(
+            costs, self.tiers, workload, n_in, n_out, cached if self.caching else None
+        )
         r.outcome[rows] = Outcome.COMPLETED
         return np.ones(len(rows), dtype=bool)
 
