@@ -105,6 +105,7 @@ class Replica:
         self.fused = pool.spec.prefill == "fused"
         self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
         self.token_cap = pool.group_token_cap
+        self.fused_step = getattr(self.model, "fused_step_time", None)
         self.group_batch = 0
         self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;
@@ -247,6 +248,15 @@ class Replica:
         if self.decode_only:
             return 0.0
         if self.fused:
+            if self.fused_step is not None:  # the roofline's, without a lookup per group
+                return float(
+                    self.fused_step(
+                        self.group_tokens,
+                        self.group_squared,
+                        self.group_batch,
+                        self.group_context,
+                    )
+                )
             return fused_time(
                 self.model,
                 self.group_tokens,

@@ -272,8 +272,14 @@ class RooflineModel:
         memory = c["_kv_memory"]
         compute = c["_decode_attention"]
         total = tokens + batch
+        if c["_moe"]:
+            gemms = self._gemms(total)
+        else:  # the dense GEMMs' bound inlined, as in prefill_time (asked for per group)
+            dense: float = c["_dense_compute"] * total
+            weights: float = c["_dense_memory"]
+            gemms = dense if dense > weights else weights
         return float(
-            self._gemms(total)
+            gemms
             + c["_communication_base"]
             + c["_communication_per_token"] * total
             + c["_fixed"]
