@@ -32,7 +32,9 @@ class PriceTier(Spec):
     has all its tokens billed at these prices (as Gemini's and Claude's prices above
     128k / 200k prompt tokens, the LiteLLM map's `input_cost_per_token_above_200k_tokens`)."""
 
-    above_input_tokens: TokenCount
+    above_input_tokens: TokenCount = Field(
+        description="prompt tokens above which the tier's prices apply to the whole request"
+    )
     input: UsdPer1M
     output: UsdPer1M
     cached_input: UsdPer1M | None = Field(

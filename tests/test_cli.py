@@ -175,8 +175,12 @@ def test_out_writes_report_and_records(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report == json.loads(out.stdout)
-    records = list((tmp_path / "o").glob("records.*"))
-    assert len(records) == 1
+    records = [p.name for p in (tmp_path / "o").glob("records.*")]
+    # Parquet holds its metadata; a CSV file has it beside it
+    assert records == ["records.parquet"] or sorted(records) == [
+        "records.csv",
+        "records.metadata.json",
+    ]
 
 
 def test_validate_schema_and_prices() -> None:
