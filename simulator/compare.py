@@ -61,71 +61,56 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[Row]:
         ),
         ("rejected", [r["totals"]["rejected"] for r in reports], lambda v: f"{v:,.0f}"),
     ]
-    for w, workload in enumerate(reports[0]["workloads"]):
-        name = workload["name"]
+    # workloads and deployments by name (the variants may be different scenarios): the
+    # names of every variant in order of appearance, "-" where a variant has none
+    workloads = _aligned(reports, "workloads")
+    for name, rows_w in workloads.items():
         for metric in ("ttft_s", "e2e_s"):
             for q in ("p95", "p99"):
-                values = [r["workloads"][w]["latency"][metric][q] for r in reports]
+                values = [w["latency"][metric][q] if w else None for w in rows_w]
                 rows.append((f"{name} {metric[:-2].upper()} {q}", values, fmt_seconds))
-        for e, entry in enumerate(workload["slo"]):
-            values = [r["workloads"][w]["slo"][e] for r in reports]
+        keys: dict[str, float] = {}
+        for w in rows_w:
+            for entry in w["slo"] if w else []:
+                keys.setdefault(entry["key"], entry["target_s"])
+        for key, target in keys.items():
+            values = [
+                next((e for e in w["slo"] if e["key"] == key), None) if w else None for w in rows_w
+            ]
+            rows.append((f"{name} SLO {key} <= {fmt_seconds(target)}", values, _slo_cell))
+    for name, rows_d in _aligned(reports, "deployments").items():
+        present = [d for d in rows_d if d]
+
+        def column(key: str, rows_d: list[dict[str, Any] | None] = rows_d) -> list[Any]:
+            return [d.get(key) if d else None for d in rows_d]
+
+        rows.append((f"{name} monthly cost", column("monthly_cost_usd"), fmt_usd))
+        if any(d.get("utilization") is not None for d in present):
+            rows.append((f"{name} utilization", column("utilization"), fmt_share))
+        if any(d.get("throughput_utilization") is not None for d in present):
+            rows.append((f"{name} throughput vs max", column("throughput_utilization"), fmt_share))
+        if any(d.get("prefix_cache_hit_rate") is not None for d in present):
+            rows.append((f"{name} prefix cache hits", column("prefix_cache_hit_rate"), fmt_share))
+        if any(d.get("overloaded") for d in present):
             rows.append(
-                (
-                    f"{name} SLO {entry['key']} <= {fmt_seconds(entry['target_s'])}",
-                    values,
-                    _slo_cell,
-                )
+                (f"{name} overloaded", column("overloaded"), lambda v: "YES" if v else "no")
             )
-    for d, deployment in enumerate(reports[0]["deployments"]):
-        name = deployment["name"]
-        rows.append(
-            (
-                f"{name} monthly cost",
-                [r["deployments"][d]["monthly_cost_usd"] for r in reports],
-                fmt_usd,
-            )
-        )
-        if deployment.get("utilization") is not None:
-            rows.append(
-                (
-                    f"{name} utilization",
-                    [r["deployments"][d]["utilization"] for r in reports],
-                    fmt_share,
-                )
-            )
-        if deployment.get("throughput_utilization") is not None:
-            rows.append(
-                (
-                    f"{name} throughput vs max",
-                    [r["deployments"][d].get("throughput_utilization") for r in reports],
-                    fmt_share,
-                )
-            )
-        if any(r["deployments"][d].get("prefix_cache_hit_rate") is not None for r in reports):
-            rows.append(
-                (
-                    f"{name} prefix cache hits",
-                    [r["deployments"][d].get("prefix_cache_hit_rate") for r in reports],
-                    fmt_share,
-                )
-            )
-        if any(r["deployments"][d].get("overloaded") for r in reports):
-            rows.append(
-                (
-                    f"{name} overloaded",
-                    [r["deployments"][d].get("overloaded") for r in reports],
-                    lambda v: "YES" if v else "no",
-                )
-            )
-        if any(r["deployments"][d]["spilled"] for r in reports):
-            rows.append(
-                (
-                    f"{name} spilled",
-                    [r["deployments"][d]["spilled"] for r in reports],
-                    lambda v: f"{v:,.0f}",
-                )
-            )
+        if any(d.get("spilled") for d in present):
+            rows.append((f"{name} spilled", column("spilled"), lambda v: f"{v:,.0f}"))
     return rows
+
+
+def _aligned(reports: list[dict[str, Any]], section: str) -> dict[str, list[dict[str, Any] | None]]:
+    """Each name of `section` (workloads, deployments) in any report, with its row in each
+    report (None where that report has none), in order of first appearance."""
+    names: dict[str, None] = {}
+    for report in reports:
+        for row in report[section]:
+            names.setdefault(row["name"], None)
+    return {
+        name: [next((row for row in r[section] if row["name"] == name), None) for r in reports]
+        for name in names
+    }
 
 
 def _slo_cell(entry: dict[str, Any]) -> str:

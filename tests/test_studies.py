@@ -168,6 +168,34 @@ def test_compare_varies_a_path_and_compares_files(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no item named 'nobody'" in bad.stderr
 
 
+def test_compare_aligns_scenarios_with_different_deployments_by_name() -> None:
+    """Files whose deployments differ: each row is the deployment it names, "-" in a file
+    that has none (rows were taken by position from the first file: the second file's
+    first pool showed under the first file's pool name, and a file with fewer deployments
+    raised IndexError)."""
+    from simulator.compare import comparison_rows
+
+    one = make_scenario(
+        horizon="5m",
+        deployments=[
+            {"name": "a", "kind": "serverless"},
+            {"name": "b", "kind": "serverless", "price": {"input": 5, "output": 5}},
+        ],
+        workloads=[{**BASE["workloads"][0], "route": ["b", "a"]}],
+    )
+    two = make_scenario(
+        horizon="5m",
+        deployments=[{"name": "c", "kind": "serverless"}],
+        workloads=[{**BASE["workloads"][0], "route": ["c"], "name": "other"}],
+    )
+    results = [{"label": "1", "report": run(one).report}, {"label": "2", "report": run(two).report}]
+    rows = {label: values for label, values, _ in comparison_rows(results)}
+    b_cost = results[0]["report"]["deployments"][1]["monthly_cost_usd"]
+    assert rows["b monthly cost"] == [b_cost, None] and b_cost > 0
+    assert rows["c monthly cost"][0] is None and rows["c monthly cost"][1] > 0
+    assert rows["chat TTFT p95"][1] is None and rows["other TTFT p95"][0] is None
+
+
 def _images(page: str) -> list[str]:
     """The plots, inline SVG (vector, the same bytes for the same run)."""
     return re.findall(r"<svg.*?</svg>", page, re.S)
