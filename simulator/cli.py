@@ -934,12 +934,44 @@ def fit_comment(log: Path, fmt: str, quality: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class Terminated(Exception):
-    """SIGTERM: stop as Ctrl-C does (outputs are written atomically, so none is half done)."""
+class Terminated(BaseException):
+    """SIGTERM: stop as Ctrl-C does (outputs are written atomically, so none is half done).
+    A BaseException, as KeyboardInterrupt is: no `except Exception` may swallow it."""
+
+
+_STOPPING: list[type[BaseException]] = []
+
+
+def _stop(exc: type[BaseException]) -> None:
+    """Raise `exc` now, and again every half second until the run is over: an exception
+    raised while Python runs an object's finalizer is printed and dropped ("Exception
+    ignored in ..."), and a run would then go on to its end."""
+    import signal
+
+    _STOPPING[:] = [exc]
+    signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
+    raise exc
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    _stop(KeyboardInterrupt)
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated
+    _stop(Terminated)
+
+
+def _again(signum: int, frame: Any) -> None:
+    if _STOPPING:
+        raise _STOPPING[0]
+
+
+def _stopped(message: str, code: int) -> None:
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    click.echo(message, err=True)
+    sys.exit(code)
 
 
 def _route_warnings() -> None:
@@ -966,20 +998,19 @@ def main(argv: list[str] | None = None) -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGALRM, _again)
     _route_warnings()
     try:
         cli.main(args=argv, prog_name="capsim", standalone_mode=False)
     except CapsimError as exc:
         _fail(str(exc))
     except click.exceptions.Abort:
-        click.echo("capsim: interrupted", err=True)
-        sys.exit(130)
+        _stopped("capsim: interrupted", 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("capsim: interrupted", err=True)
-        sys.exit(130)
+        _stopped("capsim: interrupted", 130)
     except Terminated:
-        click.echo("capsim: terminated", err=True)
-        sys.exit(143)
+        _stopped("capsim: terminated", 143)

@@ -966,9 +966,25 @@ def test_a_signal_stops_a_run_cleanly(tmp_path: Path, sig: str, code: int) -> No
     import sys
     import time
 
-    long_run = {**BASE, "horizon": "7d"}
+    # a run of tens of seconds in a few hundred MB: two days of a dedicated pool (the 12M
+    # requests of a week on serverless took ~1 GB, and once a loaded CI machine had not
+    # answered the signal after 60 s)
+    long_run = {
+        **BASE,
+        "horizon": "2d",
+        "models": {
+            "m": {"price": {"input": 1, "output": 1}, "architecture": {"like": "llama-3.1-8b"}}
+        },
+        "deployments": [
+            {"name": "pool", "kind": "dedicated", "model": "m", "gpu": "H100-SXM", "replicas": 4}
+        ],
+    }
     long_run["workloads"] = [
-        {**BASE["workloads"][0], "arrivals": {"process": "poisson", "rate": "20/s"}}
+        {
+            **BASE["workloads"][0],
+            "arrivals": {"process": "poisson", "rate": "12/s"},
+            "route": ["pool"],
+        }
     ]
     path = _write(tmp_path, long_run)
     out = tmp_path / "out"
