@@ -357,6 +357,38 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         {"model": "roofline", "activation_reserve_gb": 500},
         "H100",
     ),
+    # fourth wave: disaggregation, long-context price tiers
+    ("no prefill replicas", (*POOL, "disaggregation"), {"prefill_replicas": 0}, "prefill_replicas"),
+    (
+        "KV transfer at NaN GB/s",
+        (*POOL, "disaggregation"),
+        {"prefill_replicas": 1, "kv_transfer_gb_per_s": math.nan},
+        "kv_transfer_gb_per_s",
+    ),
+    (
+        "prefill on an unknown GPU",
+        (*POOL, "disaggregation"),
+        {"prefill_replicas": 1, "prefill_gpu": "H900"},
+        "prefill_gpu",
+    ),
+    (
+        "disaggregation with prefix caching",
+        (*POOL, "disaggregation"),
+        {"prefill_replicas": 1},
+        "disaggregation",
+    ),
+    (
+        "a price tier above 0 tokens",
+        ("models", "m", "price"),
+        {"input": 1, "output": 1, "tiers": [{"above_input_tokens": 0, "input": 2, "output": 2}]},
+        "above_input_tokens",
+    ),
+    (
+        "price tiers not a list",
+        ("models", "m", "price"),
+        {"input": 1, "output": 1, "tiers": 5},
+        "tiers",
+    ),
 ]
 
 
