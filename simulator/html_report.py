@@ -89,11 +89,14 @@ def crossover_plot(result: Result) -> str:
         price = model.serverless_price
         batch_price = model.batch_price
         n_in, n_out = w["input_tokens"] * scale, w["output_tokens"] * scale
-        serverless += (n_in * price.input + n_out * price.output) / 1e6
+        listed = w.get("serverless_list_cost_usd")  # long-context tiers per request
+        if listed is None:
+            listed = (w["input_tokens"] * price.input + w["output_tokens"] * price.output) / 1e6
+        serverless += listed * scale
         if batch_price is not None:
             batch += (n_in * batch_price.input + n_out * batch_price.output) / 1e6
         else:
-            batch += (n_in * price.input + n_out * price.output) / 2e6
+            batch += listed * scale / 2
     reserved = sum(
         d["monthly_cost_usd"] for d in report["deployments"] if d.get("gpu_hours") is not None
     )

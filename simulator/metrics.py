@@ -162,6 +162,18 @@ def unattributed_row(result: RunResult, tag_keys: list[str]) -> dict[str, Any] |
     }
 
 
+def list_cost(price: Any, n_in: np.ndarray, n_out: np.ndarray) -> float:
+    """USD of requests of `n_in` / `n_out` tokens at serverless `price`, each at the
+    highest long-context tier its prompt exceeds (the base price below every tier)."""
+    rate_in = np.full(len(n_in), price.input)
+    rate_out = np.full(len(n_in), price.output)
+    for tier in price.tiers:  # ascending: the last a prompt exceeds wins
+        above = n_in > tier.above_input_tokens
+        rate_in[above] = tier.input
+        rate_out[above] = tier.output
+    return float((n_in * rate_in + n_out * rate_out).sum() / 1e6)
+
+
 def workload_rows(result: RunResult) -> list[dict[str, Any]]:
     """Per-workload counts, tokens, costs, latency and SLO entries."""
     scenario, r = result.scenario, result.records
@@ -176,6 +188,13 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
         n_in = int(r.input_tokens[done].sum())
         n_out = int(r.output_tokens[done].sum())
         cost = float(r.cost[done].sum()) + float(fixed[w])
+        # its completed tokens at its model's serverless price (long-context tiers per
+        # request): what plan and the volume chart compare a reservation with
+        serverless = list_cost(
+            scenario.models[workload.model].serverless_price,
+            r.input_tokens[done],
+            r.output_tokens[done],
+        )
         columns = latency_columns(r, done & measured_period)
         rejected = int(np.sum(mine & measured_period & (r.outcome == Outcome.REJECTED)))
         rows.append(
@@ -191,6 +210,7 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                 "input_tokens": n_in,
                 "output_tokens": n_out,
                 **cost_figures(cost, n_in + n_out, horizon, month),
+                "serverless_list_cost_usd": serverless,
                 "latency": {f"{k}_s": latency_summary(v) for k, v in columns.items()},
                 "slo": [slo_entry(t, columns, rejected) for t in workload.slo_targets()],
             }

@@ -258,3 +258,22 @@ def test_tiers_must_ascend() -> None:
     ]
     with pytest.raises(ScenarioError, match="tiers"):
         make_scenario(models={"m": {"price": {"input": 1, "output": 2, "tiers": tiers}}})
+
+
+def test_a_reservation_is_compared_with_serverless_at_its_long_context_tiers() -> None:
+    """What plan and the volume chart set a reservation against: each workload's completed
+    tokens at its model's serverless price, request by request at the tier its prompt
+    reaches (on serverless itself, exactly the bill; summed token totals at the base price
+    would miss the tier)."""
+    from simulator.studies.plan import _serverless_and_batch
+
+    scenario = _long_prompts(["serverless"], [{"name": "serverless", "kind": "serverless"}])
+    report = run_checked(scenario).report
+    row = report["workloads"][0]
+    assert row["serverless_list_cost_usd"] == pytest.approx(row["cost_usd"], rel=1e-12)
+    base = (row["input_tokens"] * 1.25 + row["output_tokens"] * 10.0) / 1e6
+    assert row["serverless_list_cost_usd"] > 1.05 * base
+    serverless, batch, _ = _serverless_and_batch(scenario, report, ["chat"])
+    scale = scenario.month / scenario.horizon
+    assert serverless == pytest.approx(row["cost_usd"] * scale, rel=1e-12)
+    assert batch == pytest.approx(serverless / 2, rel=1e-12)

@@ -368,9 +368,12 @@ def _serverless_and_batch(
         batch_price = model.batch_price
         n_in, n_out = w["input_tokens"] * scale, w["output_tokens"] * scale
         tokens += n_in + n_out
-        serverless += (n_in * price.input + n_out * price.output) / 1e6
+        listed = w.get("serverless_list_cost_usd")  # long-context tiers per request
+        if listed is None:
+            listed = (w["input_tokens"] * price.input + w["output_tokens"] * price.output) / 1e6
+        serverless += listed * scale
         if batch_price is None:
-            batch += (n_in * price.input + n_out * price.output) / 1e6 * 0.5
+            batch += listed * scale * 0.5
         else:
             batch += (n_in * batch_price.input + n_out * batch_price.output) / 1e6
         if any(key != "completion" for key in spec.slo):
