@@ -41,21 +41,23 @@ def latency_summary(values: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def latency_columns(records: Records, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-request latencies of the masked requests (NaN-free; tpot only where defined)."""
-    arrival = records.arrival[mask]
-    first = records.first_token[mask]
-    finish = records.finish[mask]
-    out = records.output_tokens[mask]
-    ttft = first - arrival
-    has_tpot = np.isfinite(first) & (out > 1)
-    tpot = (finish[has_tpot] - first[has_tpot]) / (out[has_tpot] - 1)
-    return {
-        "ttft": ttft[np.isfinite(ttft)],
-        "tpot": tpot,
-        "e2e": finish - arrival,
-        "queue": records.start[mask] - arrival,
-    }
+METRICS = ("ttft", "tpot", "e2e", "queue")
+
+
+def latency_column(records: Records, mask: np.ndarray, metric: str) -> np.ndarray:
+    """One latency of the masked requests, NaN-free (tpot only where defined). One metric
+    at a time: a month's pool holds millions of requests, and every metric's arrays at once
+    made the report the run's peak of memory."""
+    if metric == "tpot":
+        first = records.first_token[mask]
+        out = records.output_tokens[mask]
+        has = np.isfinite(first) & (out > 1)
+        first = first[has]
+        tpot: np.ndarray = (records.finish[mask][has] - first) / (out[has] - 1)
+        return tpot
+    end = {"ttft": records.first_token, "e2e": records.finish, "queue": records.start}[metric]
+    values: np.ndarray = end[mask] - records.arrival[mask]
+    return values[np.isfinite(values)] if metric == "ttft" else values
 
 
 def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
@@ -69,14 +71,14 @@ def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
-def slo_entry(target: SLOTarget, columns: dict[str, np.ndarray], rejected: int) -> dict[str, Any]:
+def slo_entry(target: SLOTarget, values: np.ndarray, rejected: int) -> dict[str, Any]:
     """Observed quantile against the target, and attainment = share of requests within it.
 
     A rejected request never met its target: it counts as a miss in the attainment and as an
     infinitely slow request in the observed quantile (reported as null when that is where the
     quantile falls). `met` is False whenever the observed quantile is over the target.
+    `values`: the target's metric (e2e for completion) of the requests measured.
     """
-    values = columns["e2e" if target.metric == "completion" else target.metric]
     entry: dict[str, Any] = {
         "key": target.key,
         "metric": target.metric,
@@ -195,8 +197,17 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
             r.input_tokens[done],
             r.output_tokens[done],
         )
-        columns = latency_columns(r, done & measured_period)
         rejected = int(np.sum(mine & measured_period & (r.outcome == Outcome.REJECTED)))
+        measured = done & measured_period
+        targets = workload.slo_targets()
+        latency, slo = {}, {}
+        for metric in METRICS:
+            values = latency_column(r, measured, metric)
+            latency[f"{metric}_s"] = latency_summary(values)
+            for t in targets:
+                if ("e2e" if t.metric == "completion" else t.metric) == metric:
+                    slo[t.key] = slo_entry(t, values, rejected)
+            del values
         rows.append(
             {
                 "name": workload.name,
@@ -211,8 +222,8 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                 "output_tokens": n_out,
                 **cost_figures(cost, n_in + n_out, horizon, month),
                 "serverless_list_cost_usd": serverless,
-                "latency": {f"{k}_s": latency_summary(v) for k, v in columns.items()},
-                "slo": [slo_entry(t, columns, rejected) for t in workload.slo_targets()],
+                "latency": latency,
+                "slo": [slo[t.key] for t in targets],
             }
         )
     return rows
