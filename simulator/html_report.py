@@ -85,13 +85,9 @@ def crossover_plot(result: Result) -> str:
         if w.get("unattributed"):
             continue
         spec = scenario.workload(w["name"])
-        model = scenario.models[spec.model]
-        price = model.serverless_price
-        batch_price = model.batch_price
+        batch_price = scenario.models[spec.model].batch_price
         n_in, n_out = w["input_tokens"] * scale, w["output_tokens"] * scale
-        listed = w.get("serverless_list_cost_usd")  # long-context tiers per request
-        if listed is None:
-            listed = (w["input_tokens"] * price.input + w["output_tokens"] * price.output) / 1e6
+        listed = w["serverless_list_cost_usd"]  # long-context tiers per request
         serverless += listed * scale
         if batch_price is not None:
             batch += (n_in * batch_price.input + n_out * batch_price.output) / 1e6

@@ -167,13 +167,14 @@ def unattributed_row(result: RunResult, tag_keys: list[str]) -> dict[str, Any] |
 def list_cost(price: Any, n_in: np.ndarray, n_out: np.ndarray) -> float:
     """USD of requests of `n_in` / `n_out` tokens at serverless `price`, each at the
     highest long-context tier its prompt exceeds (the base price below every tier)."""
-    rate_in = np.full(len(n_in), price.input)
-    rate_out = np.full(len(n_in), price.output)
-    for tier in price.tiers:  # ascending: the last a prompt exceeds wins
-        above = n_in > tier.above_input_tokens
-        rate_in[above] = tier.input
-        rate_out[above] = tier.output
-    return float((n_in * rate_in + n_out * rate_out).sum() / 1e6)
+    from simulator.deployments.base import apply_tiers, price_tiers
+
+    tokens = n_in * price.input + n_out * price.output
+    tiers = price_tiers(price)
+    if not tiers:
+        return float(tokens.sum() / 1e6)
+    costs = apply_tiers(tokens / 1e6, [tiers], np.zeros(len(n_in), np.int64), n_in, n_out)
+    return float(costs.sum())
 
 
 def workload_rows(result: RunResult) -> list[dict[str, Any]]:

@@ -139,18 +139,22 @@ def per_workload_tiers(
                 tiers.append(())
                 continue
             factor = 1.0 - batch_discount
-        tiers.append(
-            tuple(
-                (
-                    t.above_input_tokens,
-                    t.input * factor,
-                    t.output * factor,
-                    _cached(t.cached_input, chosen.cached_input) * factor,
-                )
-                for t in chosen.tiers
-            )
-        )
+        tiers.append(price_tiers(chosen, factor))
     return tiers if any(tiers) else None
+
+
+def price_tiers(price: Price, factor: float = 1.0) -> tuple[tuple[int, float, float, float], ...]:
+    """`price`'s long-context tiers as (prompt tokens above which, input, output, cached
+    input (NaN: none) per 1M), each times `factor` (a batch discount)."""
+    return tuple(
+        (
+            t.above_input_tokens,
+            t.input * factor,
+            t.output * factor,
+            _cached(t.cached_input, price.cached_input) * factor,
+        )
+        for t in price.tiers
+    )
 
 
 def _cached(tier: float | None, base: float | None) -> float:

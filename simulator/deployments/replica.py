@@ -37,6 +37,7 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -105,7 +106,10 @@ class Replica:
         self.fused = pool.spec.prefill == "fused"
         self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
         self.token_cap = pool.group_token_cap
-        self.fused_step = getattr(self.model, "fused_step_time", None)
+        # the roofline's fused step, bound once (no lookup per group); others' generic one
+        self.fused_step: Callable[[int, float, int, float], float] = getattr(
+            self.model, "fused_step_time", None
+        ) or partial(fused_time, self.model)
         self.group_batch = 0
         self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;
@@ -248,21 +252,10 @@ class Replica:
         if self.decode_only:
             return 0.0
         if self.fused:
-            if self.fused_step is not None:  # the roofline's, without a lookup per group
-                return float(
-                    self.fused_step(
-                        self.group_tokens,
-                        self.group_squared,
-                        self.group_batch,
-                        self.group_context,
-                    )
+            return float(
+                self.fused_step(
+                    self.group_tokens, self.group_squared, self.group_batch, self.group_context
                 )
-            return fused_time(
-                self.model,
-                self.group_tokens,
-                self.group_squared,
-                self.group_batch,
-                self.group_context,
             )
         return self.model.prefill_time(self.group_tokens, self.group_squared)
 
