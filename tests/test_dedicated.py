@@ -674,6 +674,59 @@ def test_length_based_routing_sends_long_prompts_to_the_next_pool() -> None:
     assert offered_short == pytest.approx(offered_all * share, rel=0.1)
 
 
+def _pollaczek_khinchine_wait(rate: float, services: np.ndarray, weights: np.ndarray) -> float:
+    """Mean wait in queue of M/G/1 for a discrete service law."""
+    rho = rate * float(weights @ services)
+    return rate * float(weights @ services**2) / (2 * (1 - rho))
+
+
+def test_length_routing_against_pollaczek_khinchine() -> None:
+    """Length routing checked exactly. Prompts of 200 tokens (90%) and 5,000 (10%), one
+    token answered, at 10 requests/s. One replica prefilling 20,000 tokens/s for all (M/G/1)
+    against the same capacity split by length, 10,000 tokens/s for each class (two M/D/1
+    queues: Poisson arrivals thinned by length stay Poisson): every class's mean wait is
+    Pollaczek-Khinchine's, within batch-means tolerances. The split cuts the short prompts'
+    wait from 48 ms to 2 ms and raises the long ones' from 48 to 250 ms: what routing by
+    length buys and what it costs."""
+    rate, lengths, weights = 10.0, np.array([200.0, 5000.0]), np.array([0.9, 0.1])
+    workload = {
+        **BASE["workloads"][0],
+        "model": "m",
+        "arrivals": {"process": "poisson", "rate": rate},
+        "input_tokens": {"dist": "empirical", "values": [200, 5000], "weights": [0.9, 0.1]},
+        "output_tokens": {"dist": "fixed", "value": 1},
+    }
+
+    def pool(name: str, tokens_per_s: float) -> dict:
+        perf = {"model": "fixed", "prefill_tokens_per_s": tokens_per_s, "tpot": 0.01}
+        return _pool(name=name, replicas=1, max_batch=1, performance=perf)
+
+    mixed = make_scenario(
+        seed=5, horizon=10_000, warmup=1_000, models=MODELS,
+        workloads=[{**workload, "route": ["all"]}], deployments=[pool("all", 20_000)],
+    )  # fmt: skip
+    split = make_scenario(
+        seed=5, horizon=10_000, warmup=1_000, models=MODELS,
+        workloads=[{**workload, "route": ["short", "long"]}],
+        deployments=[{**pool("short", 10_000), "max_input_tokens": 1000}, pool("long", 10_000)],
+    )  # fmt: skip
+    r = run_checked(mixed).runs[0].records
+    waits = (r.start - r.arrival)[r.arrival >= mixed.warmup]
+    expected_mixed = _pollaczek_khinchine_wait(rate, lengths / 20_000, weights)
+    assert abs(waits.mean() - expected_mixed) <= _batch_means_tolerance(waits)
+    r = run_checked(split).runs[0].records
+    measured = r.arrival >= split.warmup
+    for pool_index, share, length in ((0, 0.9, 200.0), (1, 0.1, 5000.0)):
+        mine = measured & (r.deployment == pool_index)
+        assert np.all(r.input_tokens[mine] == length)
+        waits = (r.start - r.arrival)[mine]
+        expected = _pollaczek_khinchine_wait(
+            rate * share, np.array([length / 10_000]), np.array([1.0])
+        )
+        assert abs(waits.mean() - expected) <= _batch_means_tolerance(waits)
+    assert expected_mixed == pytest.approx(0.048, abs=0.001)
+
+
 def test_a_pool_scaled_to_zero_serves_its_queue_in_the_drain() -> None:
     """Autoscaled from zero, evaluated every 61 s over a 60 s horizon: no evaluation came
     before the horizon, the requests queued on a pool with no replica and the run crashed
