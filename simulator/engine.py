@@ -30,6 +30,7 @@ from simulator.streams import DEPLOYMENT, stream
 from simulator.traffic import TokenSampler, scenario_traffic
 
 ProgressCallback = Callable[[float], None]
+_BULK_BLOCK = 1 << 20  # requests routed in bulk at a time
 _BLOCK = 1 << 16  # arrivals converted to Python numbers at a time; progress reported per block
 
 
@@ -159,42 +160,55 @@ def _route_in_bulk(
     records: Records, routes: list[list[DeploymentModel]], limits: np.ndarray, bulk: list[int]
 ) -> np.ndarray | None:
     """Route the requests of the `bulk` workloads, deployment by deployment; returns the
-    rows left for the event loop (None: all of them)."""
+    rows left for the event loop (None: all of them).
+
+    A block of rows at a time, each routed through every position of its routes before
+    the next: only a route's first deployment may keep state (`_bulk_workloads`), and it
+    still sees its offers in time order; the temporaries stay the size of a block."""
     if not bulk:
         return None
     workload = records.workload[: len(records)]
     in_bulk = np.isin(workload, bulk)
-    rows = np.flatnonzero(in_bulk)
-    fits = records.input_tokens[rows] + records.output_tokens[rows] <= limits[workload[rows]]
-    over = rows[~fits]
-    records.outcome[over] = Outcome.REJECTED
-    records.reason[over] = Reason.CONTEXT_LENGTH
-    pending = rows[fits]
-    position = 0
-    while len(pending):
-        at = np.array(
-            [
-                routes[w][position].index if position < len(routes[w]) else -1
-                for w in range(len(routes))
-            ]
-        )[workload[pending]]
-        refused = []
-        for deployment in {d.index: d for route in routes for d in route}.values():
-            chosen = pending[at == deployment.index]
-            if not len(chosen):
-                continue
-            taken = deployment.offer_many(chosen)
-            records.deployment[chosen[taken]] = deployment.index
-            records.spills[chosen[taken]] = position
-            deployment.spilled += int((~taken).sum())
-            refused.append(chosen[~taken])
-        exhausted = pending[at == -1]
-        records.spills[exhausted] = position
-        records.outcome[exhausted] = Outcome.REJECTED
-        records.reason[exhausted] = Reason.NO_CAPACITY
-        pending = np.sort(np.concatenate(refused)) if refused else pending[:0]
-        position += 1
-    return np.flatnonzero(~in_bulk)
+    everyone = {d.index: d for route in routes for d in route}.values()
+    first = np.array([route[0].index if route else -1 for route in routes])
+    bulk_rows = np.flatnonzero(in_bulk)
+    for lo in range(0, len(bulk_rows), _BULK_BLOCK):
+        rows = bulk_rows[lo : lo + _BULK_BLOCK]
+        fits = records.input_tokens[rows] + records.output_tokens[rows] <= limits[workload[rows]]
+        over = rows[~fits]
+        records.outcome[over] = Outcome.REJECTED
+        records.reason[over] = Reason.CONTEXT_LENGTH
+        pending = rows[fits]
+        position = 0
+        while len(pending):
+            at = (
+                first
+                if position == 0
+                else np.array(
+                    [
+                        routes[w][position].index if position < len(routes[w]) else -1
+                        for w in range(len(routes))
+                    ]
+                )
+            )[workload[pending]]
+            refused = []
+            for deployment in everyone:
+                chosen = pending[at == deployment.index]
+                if not len(chosen):
+                    continue
+                taken = deployment.offer_many(chosen)
+                records.deployment[chosen[taken]] = deployment.index
+                records.spills[chosen[taken]] = position
+                deployment.spilled += int((~taken).sum())
+                refused.append(chosen[~taken])
+            exhausted = pending[at == -1]
+            records.spills[exhausted] = position
+            records.outcome[exhausted] = Outcome.REJECTED
+            records.reason[exhausted] = Reason.NO_CAPACITY
+            pending = np.sort(np.concatenate(refused)) if refused else pending[:0]
+            position += 1
+    # row numbers fit 32 bits (a run is capped far below 2^31 requests)
+    return np.flatnonzero(~in_bulk).astype(np.int32)
 
 
 def _feed(
@@ -355,8 +369,8 @@ def simulate(
     records.finalize()
     if np.any(records.outcome == Outcome.PENDING):
         raise RuntimeError("engine bug: requests left pending after the drain")
-    finished = records.finish[records.outcome == Outcome.COMPLETED]
-    end_time = max(scenario.horizon, float(finished.max()) if len(finished) else 0.0)
+    last = np.max(records.finish, where=records.outcome == Outcome.COMPLETED, initial=0.0)
+    end_time = max(scenario.horizon, float(last))
     return RunResult(
         scenario=scenario,
         replication=replication,

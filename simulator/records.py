@@ -76,6 +76,7 @@ class Records:
     finish: np.ndarray  # float64, s
     cost: np.ndarray  # float64, USD billed per token (0 for reserved capacity)
     count: int = 0  # rows in use; the arrays may be longer while a run appends
+    appended: bool = False  # rows added during the run (out of arrival order)
 
     @classmethod
     def allocate(
@@ -107,7 +108,7 @@ class Records:
         return self.count
 
     def _columns(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name != "count"]
+        return [f.name for f in fields(self) if f.name not in ("count", "appended")]
 
     def append(self, workload: int, arrival: float, input_tokens: int, output_tokens: int) -> int:
         """Add a request issued during the run (closed-loop clients); returns its row."""
@@ -118,6 +119,7 @@ class Records:
                 fill = np.nan if column.dtype.kind == "f" else (-1 if name == "deployment" else 0)
                 setattr(self, name, np.concatenate([column, np.full(extra, fill, column.dtype)]))
         i = self.count
+        self.appended = True
         self.workload[i] = workload
         self.arrival[i] = arrival
         self.input_tokens[i] = input_tokens
@@ -127,7 +129,10 @@ class Records:
         return i
 
     def finalize(self) -> None:
-        """Trim to the rows in use and order them by arrival (then workload), stably."""
+        """Trim to the rows in use and order them by arrival (then workload), stably. Rows
+        only allocated from the merged traffic are in that order already."""
+        if not self.appended:
+            return
         order = np.lexsort((self.workload[: self.count], self.arrival[: self.count]))
         if self.count == len(self.arrival) and np.all(order == np.arange(self.count)):
             return

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from simulator import engine
+from simulator.deployments import batch as batch_queue
 from simulator.records import Outcome
 from tests.helpers import BASE, make_scenario, run_checked
 from tests.reference_replica import simulate_steps
@@ -503,6 +504,10 @@ def test_serverless_and_batch_routed_in_bulk_match_the_event_loop(
     monkeypatch.setattr(
         engine, "_bulk_workloads", lambda routes: chosen.append(original(routes)) or chosen[-1]
     )
+    # the batch queue takes its requests a block at a time: small blocks, so that the
+    # queue's state crosses many block boundaries
+    monkeypatch.setattr(batch_queue, "_BLOCK", 7)
+    monkeypatch.setattr(engine, "_BULK_BLOCK", 11)  # and the bulk router, a block at a time
     bulk = run_checked(scenario)
     assert chosen == [[2, 3]]  # direct and offline; chat and job go through the pool
     monkeypatch.setattr(engine, "_bulk_workloads", lambda routes: [])
