@@ -49,15 +49,19 @@ def latency_column(records: Records, mask: np.ndarray, metric: str) -> np.ndarra
     at a time: a month's pool holds millions of requests, and every metric's arrays at once
     made the report the run's peak of memory."""
     if metric == "tpot":
-        first = records.first_token[mask]
-        out = records.output_tokens[mask]
-        has = np.isfinite(first) & (out > 1)
-        first = first[has]
-        tpot: np.ndarray = (records.finish[mask][has] - first) / (out[has] - 1)
+        has = mask & np.isfinite(records.first_token) & (records.output_tokens > 1)
+        tpot: np.ndarray = records.finish[has]
+        tpot -= records.first_token[has]
+        steps = records.output_tokens[has]
+        steps -= 1
+        tpot /= steps
         return tpot
+    if metric == "ttft":
+        mask = mask & np.isfinite(records.first_token)
     end = {"ttft": records.first_token, "e2e": records.finish, "queue": records.start}[metric]
-    values: np.ndarray = end[mask] - records.arrival[mask]
-    return values[np.isfinite(values)] if metric == "ttft" else values
+    values: np.ndarray = end[mask]
+    values -= records.arrival[mask]
+    return values
 
 
 def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
@@ -106,13 +110,17 @@ def _fixed_cost_shares(result: RunResult) -> np.ndarray:
     """Fixed spend of each deployment split over workloads, shape (workloads, deployments)."""
     scenario, r = result.scenario, result.records
     n_w, n_d = len(scenario.workloads), len(scenario.deployments)
-    tokens = np.zeros((n_w, n_d))
-    served = r.deployment >= 0
-    np.add.at(
-        tokens,
-        (r.workload[served], r.deployment[served]),
-        (r.input_tokens[served] + r.output_tokens[served]).astype(np.float64),
-    )
+    # tokens served by workload and deployment, a block of rows at a time (a month's
+    # records are millions of rows); integer counts, so the sums are exact in any order
+    tokens = np.zeros(n_w * n_d)
+    for lo in range(0, len(r), 1 << 20):
+        block = slice(lo, lo + (1 << 20))
+        deployment = r.deployment[block]
+        served = deployment >= 0
+        cell = r.workload[block][served].astype(np.int64) * n_d + deployment[served]
+        served_tokens = r.input_tokens[block][served] + r.output_tokens[block][served]
+        tokens += np.bincount(cell, served_tokens.astype(np.float64), minlength=n_w * n_d)
+    tokens = tokens.reshape(n_w, n_d)
     shares = np.zeros((n_w, n_d))
     for j, summary in enumerate(result.summaries):
         if summary.fixed_cost_usd == 0:
@@ -164,15 +172,18 @@ def unattributed_row(result: RunResult, tag_keys: list[str]) -> dict[str, Any] |
     }
 
 
-def list_cost(price: Any, n_in: np.ndarray, n_out: np.ndarray) -> float:
-    """USD of requests of `n_in` / `n_out` tokens at serverless `price`, each at the
-    highest long-context tier its prompt exceeds (the base price below every tier)."""
+def list_cost(price: Any, records: Records, rows: np.ndarray) -> float:
+    """USD of the requests `rows` (a mask) at serverless `price`, each at the highest
+    long-context tier its prompt exceeds (the base price below every tier). Per request,
+    one token column at a time: a month's workload has millions of rows."""
     from simulator.deployments.base import apply_tiers, price_tiers
 
-    tokens = n_in * price.input + n_out * price.output
+    tokens = records.input_tokens[rows] * price.input
+    tokens += records.output_tokens[rows] * price.output
     tiers = price_tiers(price)
     if not tiers:
         return float(tokens.sum() / 1e6)
+    n_in, n_out = records.input_tokens[rows], records.output_tokens[rows]
     costs = apply_tiers(tokens / 1e6, [tiers], np.zeros(len(n_in), np.int64), n_in, n_out)
     return float(costs.sum())
 
@@ -188,16 +199,13 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
     for w, workload in enumerate(scenario.workloads):
         mine = r.workload == w
         done = mine & completed
-        n_in = int(r.input_tokens[done].sum())
-        n_out = int(r.output_tokens[done].sum())
+        # integer sums: exact in any order, so summed in place rather than over copies
+        n_in = int(r.input_tokens.sum(where=done))
+        n_out = int(r.output_tokens.sum(where=done))
         cost = float(r.cost[done].sum()) + float(fixed[w])
         # its completed tokens at its model's serverless price (long-context tiers per
         # request): what plan and the volume chart compare a reservation with
-        serverless = list_cost(
-            scenario.models[workload.model].serverless_price,
-            r.input_tokens[done],
-            r.output_tokens[done],
-        )
+        serverless = list_cost(scenario.models[workload.model].serverless_price, r, done)
         rejected = int(np.sum(mine & measured_period & (r.outcome == Outcome.REJECTED)))
         measured = done & measured_period
         targets = workload.slo_targets()
@@ -236,8 +244,8 @@ def deployment_rows(result: RunResult) -> list[dict[str, Any]]:
     rows = []
     for j, spec in enumerate(scenario.deployments):
         mine = r.deployment == j
-        n_in = int(r.input_tokens[mine].sum())
-        n_out = int(r.output_tokens[mine].sum())
+        n_in = int(r.input_tokens.sum(where=mine))
+        n_out = int(r.output_tokens.sum(where=mine))
         summary = result.summaries[j]
         cost = float(r.cost[mine].sum()) + summary.fixed_cost_usd
         rows.append(

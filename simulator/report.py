@@ -44,8 +44,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
         workloads.append(idle)
     deployments = deployment_rows(result)
     completed = r.outcome == Outcome.COMPLETED
-    n_in = int(r.input_tokens[completed].sum())
-    n_out = int(r.output_tokens[completed].sum())
+    n_in = int(r.input_tokens.sum(where=completed))
+    n_out = int(r.output_tokens.sum(where=completed))
     total_cost = sum(d["cost_usd"] for d in deployments)
     in_flight = int(np.sum((r.arrival < horizon) & completed & (r.finish > horizon)))
     return {

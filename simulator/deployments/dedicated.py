@@ -426,15 +426,16 @@ class ServingPool(DeploymentModel):
         at mid-run; one short of capacity keeps a share of every arrival."""
         r = self.records
         n = len(r)
+        # masks over every row, not copies of this pool's times: a month's pool holds
+        # millions of requests
         mine = r.deployment[:n] == self.index
-        arrival = r.arrival[:n][mine]
-        finish = r.finish[:n][mine]
+        arrival, finish = r.arrival[:n], r.finish[:n]
         horizon = self.context.scenario.horizon
-        backlog = int(np.count_nonzero(finish > horizon))
+        backlog = int(np.count_nonzero(mine & (finish > horizon)))
         half = horizon / 2
-        at_half = int(np.count_nonzero((arrival <= half) & (finish > half)))
+        at_half = int(np.count_nonzero(mine & (arrival <= half) & (finish > half)))
         growth = backlog - at_half
-        second_half = int(np.count_nonzero(arrival > half))
+        second_half = int(np.count_nonzero(mine & (arrival > half)))
         piling = growth > 0.05 * second_half and growth > 4 * math.sqrt(at_half + 1)
         return backlog, bool(piling)
 
@@ -446,8 +447,9 @@ class ServingPool(DeploymentModel):
         served = r.deployment[: len(r)] == self.index
         if not served.any():
             return None
-        n_in = float(r.input_tokens[: len(r)][served].mean())
-        n_out = float(r.output_tokens[: len(r)][served].mean())
+        # exact either way (integers summed in float64), without copying the columns
+        n_in = float(r.input_tokens[: len(r)].mean(where=served))
+        n_out = float(r.output_tokens[: len(r)].mean(where=served))
         return replica_capacity(
             self.step_model,
             self.spec.max_batch,
