@@ -112,15 +112,15 @@ def _fixed_cost_shares(result: RunResult) -> np.ndarray:
     n_w, n_d = len(scenario.workloads), len(scenario.deployments)
     # tokens served by workload and deployment, a block of rows at a time (a month's
     # records are millions of rows); integer counts, so the sums are exact in any order
-    tokens = np.zeros(n_w * n_d)
+    cells = np.zeros(n_w * n_d)
     for lo in range(0, len(r), 1 << 20):
         block = slice(lo, lo + (1 << 20))
         deployment = r.deployment[block]
         served = deployment >= 0
         cell = r.workload[block][served].astype(np.int64) * n_d + deployment[served]
         served_tokens = r.input_tokens[block][served] + r.output_tokens[block][served]
-        tokens += np.bincount(cell, served_tokens.astype(np.float64), minlength=n_w * n_d)
-    tokens = tokens.reshape(n_w, n_d)
+        cells += np.bincount(cell, served_tokens.astype(np.float64), minlength=n_w * n_d)
+    tokens = cells.reshape(n_w, n_d)
     shares = np.zeros((n_w, n_d))
     for j, summary in enumerate(result.summaries):
         if summary.fixed_cost_usd == 0:

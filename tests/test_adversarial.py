@@ -928,21 +928,100 @@ HOSTILE = st.one_of(
     st.builds(nested, st.integers(60, 150)),
 )
 
-MUTABLE = [p for p in paths(BASE) if p[0] not in ("name",)]
+# the serving techniques, on a second base (they do not all go together on one pool):
+# length routing, speculative decoding, disaggregation, tiered and cached-input prices,
+# a batch queue
+SERVING: dict[str, Any] = {
+    "name": "hostile-serving",
+    "seed": 1,
+    "horizon": "60s",
+    "models": {
+        "m": {
+            "price": {
+                "input": 0.9,
+                "output": 3.3,
+                "cached_input": 0.45,
+                "tiers": [{"above_input_tokens": 2000, "input": 1.8, "output": 6.6}],
+            },
+            "context_length": 100_000,
+            "architecture": {"like": "llama-3.1-8b"},
+        }
+    },
+    "workloads": [
+        {
+            "name": "chat",
+            "model": "m",
+            "arrivals": {"process": "poisson", "rate": "2/s"},
+            "input_tokens": {"dist": "lognormal", "mean": 800, "cv": 0.5},
+            "output_tokens": {"dist": "fixed", "value": 100},
+            "slo": {"ttft_p95": "2s", "tpot_p95": "50ms"},
+            "route": ["short", "pool", "serverless"],
+        },
+        {
+            "name": "offline",
+            "model": "m",
+            "arrivals": {"process": "batch_jobs", "every": "30s", "requests": 20},
+            "input_tokens": {"dist": "fixed", "value": 500},
+            "output_tokens": {"dist": "fixed", "value": 50},
+            "slo": {"completion": "24h"},
+            "route": ["batch"],
+        },
+    ],
+    "deployments": [
+        {
+            "name": "short",
+            "kind": "dedicated",
+            "model": "m",
+            "gpu": "H100-SXM",
+            "replicas": 1,
+            "price_per_gpu_hour": 2.0,
+            "max_input_tokens": 1000,
+            "speculative": {"draft_tokens": 2, "acceptance_rate": 0.6},
+        },
+        {
+            "name": "pool",
+            "kind": "dedicated",
+            "model": "m",
+            "gpu": "H100-SXM",
+            "replicas": 1,
+            "price_per_gpu_hour": 2.0,
+            "max_queue": 4,
+            "disaggregation": {"prefill_replicas": 1, "kv_transfer_gb_per_s": 50},
+        },
+        {"name": "serverless", "kind": "serverless"},
+        {"name": "batch", "kind": "batch", "discount": 0.5},
+    ],
+}
+
+MUTABLE = [("base", p) for p in paths(BASE) if p[0] not in ("name",)] + [
+    ("serving", p) for p in paths(SERVING) if p[0] not in ("name",)
+]
+BASES = {"base": BASE, "serving": SERVING}
+
+
+def test_the_serving_base_is_valid_and_uses_every_technique(tmp_path: Path) -> None:
+    result = capsim_here("run", str(_write(tmp_path, SERVING)), "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    pools = {d["name"]: d for d in report["deployments"]}
+    assert pools["short"]["requests"] > 0 and pools["short"]["passed_by_length"] > 0
+    assert pools["pool"]["requests"] > 0 and pools["pool"]["prefill_replicas"] == 1
+    assert pools["batch"]["requests"] > 0
 
 
 @settings(
-    max_examples=300,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(where=st.sampled_from(MUTABLE), value=HOSTILE, command=st.sampled_from(["validate", "run"]))
 def test_any_mutation_of_a_valid_scenario_keeps_the_promise(
-    tmp_path: Path, where: tuple[Any, ...], value: Any, command: str
+    tmp_path: Path, where: tuple[str, tuple[Any, ...]], value: Any, command: str
 ) -> None:
-    """Whatever value lands wherever: exit 0 or 2, no traceback, in time; a refusal names
-    the file; an accepted run's money adds up."""
-    data = set_at(BASE, where, value)
+    """Whatever value lands wherever, in either base: exit 0 or 2, no traceback, in time;
+    a refusal names the file; an accepted run's money adds up."""
+    base, at = where
+    data = set_at(BASES[base], at, value)
     path = tmp_path / "mutant.yaml"
     try:
         path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
