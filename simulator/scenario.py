@@ -48,6 +48,9 @@ class ArchitectureSpec(Spec):
     kv_bytes_per_token: float | None = Field(default=None, gt=0, description="BF16 KV cache")
     experts: int | None = Field(default=None, ge=0)
     experts_per_token: int | None = Field(default=None, ge=0)
+    vocab: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="vocabulary size: the output head's rows"
+    )
 
     @model_validator(mode="after")
     def _resolvable(self, info: ValidationInfo) -> ArchitectureSpec:
@@ -76,6 +79,7 @@ class ArchitectureSpec(Spec):
             "kv_bytes_per_token_bf16": self.kv_bytes_per_token,
             "experts": self.experts,
             "experts_per_token": self.experts_per_token,
+            "vocab": self.vocab,
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if self.config is not None:

@@ -39,6 +39,7 @@ DESCRIPTIONS: dict[str, str] = {
     "head_dim": "size of one attention head",
     "experts": "routed experts per MoE layer (0: dense)",
     "experts_per_token": "routed experts each token uses",
+    "vocab": "vocabulary size: rows of the output head (an EAGLE-style draft runs it a token)",
     # workloads
     "model": "the name of a model under `models`",
     "arrivals": "when requests arrive: poisson, gamma, mmpp, diurnal, batch_jobs, closed or "

@@ -167,3 +167,17 @@ def test_probe_takes_a_config(tmp_path: Path) -> None:
             assert config_figures[key] is None, key
         else:
             assert config_figures[key] == pytest.approx(value, rel=0.01), key
+
+
+def test_every_bundled_architecture_knows_its_vocabulary() -> None:
+    """The output head's rows, which an EAGLE-style draft runs for every draft token: from
+    models.csv or the bundled configs' vocab_size; a scenario can give its own."""
+    from simulator.scenario import ArchitectureSpec
+    from simulator.serving.hardware import architecture_catalog, find_architecture
+
+    assert all(arch.vocab > 0 for arch in architecture_catalog().values())
+    assert find_architecture("llama-3.1-8b").vocab == 128256  # type: ignore[union-attr]
+    assert find_architecture("deepseek-v3").vocab == 129280  # type: ignore[union-attr]
+    assert find_architecture("qwen3-8b").vocab == 151936  # type: ignore[union-attr]
+    spec = ArchitectureSpec.model_validate({"like": "llama-3.1-8b", "vocab": 32000})
+    assert spec.resolve("m").vocab == 32000

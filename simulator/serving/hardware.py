@@ -42,6 +42,7 @@ class Architecture:
     kv_bytes_per_token_bf16: float
     experts: int = 0
     experts_per_token: int = 0
+    vocab: int = 0  # the output head's rows (0: not known)
 
     @property
     def expert_params_b(self) -> float:
@@ -119,6 +120,7 @@ def architecture_catalog() -> dict[str, Architecture]:
             kv_bytes_per_token_bf16=float(row["kv_bytes_per_token_bf16"]),
             experts=int(row["experts"] or 0),
             experts_per_token=int(row["experts_per_token"] or 0),
+            vocab=int(row["vocab"] or 0),
         )
         for name in [row["model"], *row["aliases"].split("|")]:
             if name:

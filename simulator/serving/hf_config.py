@@ -127,4 +127,5 @@ def architecture_from_config(config: Any, name: str) -> Architecture:
         kv_bytes_per_token_bf16=kv_bytes,
         experts=experts,
         experts_per_token=per_token if experts else 0,
+        vocab=vocab,
     )
