@@ -3,9 +3,10 @@
     python benchmarks/bench_speculative.py
 
 Published measurements of DeepSeek-V3/R1's own multi-token-prediction (MTP) module as
-the draft: one transformer block on the target's hidden state, which is what capsim's
-default draft (`speculative` without `draft`: one decoder layer of the target a draft
-token) prices. Both drafted one token a step (k = 1) on 8 GPUs at batch ~1:
+the draft: one transformer block on the target's hidden state and the shared output
+head, which is what capsim's default draft (`speculative` without `draft`: a decoder
+layer of the target and its output head a draft token) prices. Both drafted one token a
+step (k = 1) on 8 GPUs at batch ~1:
 
 - vLLM pull request #12755 (github.com/vllm-project/vllm/pull/12755, 2025-02): DeepSeek-R1,
   TP 8, `--num-speculative-tokens 1`; acceptance 81-82.3%; at 1 request/s mean TPOT 55.47 ->
@@ -15,7 +16,7 @@ token) prices. Both drafted one token a step (k = 1) on 8 GPUs at batch ~1:
   acceptance rate of ~0.9 for one draft token); 1.76x, 77 tokens/s.
 
 Neither names its GPU; 671B in FP8 on 8 GPUs needs H200-class memory, and at batch 1 the
-ratio barely depends on it (capsim: 1.60x on H200, 1.61x on MI300X, 1.66x on B200 at a
+ratio barely depends on it (capsim: 1.59x on H200, 1.60x on MI300X, 1.65x on B200 at a
 0.82). capsim measures one replica at concurrency 1 (`capsim probe`'s method) with and
 without speculation, 1,000-token prompts and answers; the speedup is the TPOT ratio. It
 was never fitted to these numbers. Absolute TPOTs are not compared: the 2025 engines

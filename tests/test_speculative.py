@@ -44,20 +44,27 @@ def test_tokens_per_step_is_the_expected_accepted_run_plus_one() -> None:
 
 def test_at_batch_one_the_gain_is_tokens_per_step_over_the_draft_s_cost() -> None:
     """Memory bound: verifying 5 tokens reads the weights and KV once, like one decode step;
-    an EAGLE-style head costs a layer's worth a draft token."""
+    an EAGLE-style draft costs a layer's share of the step and a read of the output head
+    (vocabulary 128,256 x hidden 4,096 in FP8 at H100's 3.35 TB/s x mbu 0.7) a draft token:
+    together 7% of a step, not the 3% of a layer alone."""
     plain, spec = _models(draft_tokens=4, acceptance_rate=0.8)
     assert isinstance(spec, SpeculativeModel)
     context = 2000.0
-    gain = _step(plain.decode_lines(1), context) / _step(spec.decode_lines(1), context)
-    expected = tokens_per_step(0.8, 4) / (1 + 4 / 32)
+    step = _step(plain.decode_lines(1), context)
+    head = 128256 * 4096 * 1.0 / (3.35e12 * 0.7)
+    gain = step / _step(spec.decode_lines(1), context)
+    expected = tokens_per_step(0.8, 4) / (1 + 4 * (1 / 32 + head / step))
     assert gain == pytest.approx(expected, rel=0.03)
+    assert gain < 0.95 * tokens_per_step(0.8, 4) / (1 + 4 / 32)  # the head is not free
 
 
 def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
     """Short contexts: a large batch makes the step compute bound, and verifying k + 1 tokens
     a sequence costs k + 1 times the FLOPs (the host overheads every step pays, with or
     without speculation, soften the loss). Long contexts keep the step bound by reading the
-    KV cache, so speculation still pays at large batch (as MagicDec reports)."""
+    KV cache, so speculation still pays at large batch (as MagicDec reports). While the
+    step is memory bound the gain stays flat (the draft's read of the output head is shared
+    by the batch)."""
     plain, spec = _models(draft_tokens=4, acceptance_rate=0.6)
 
     def gains(per_sequence: float) -> list[float]:
@@ -68,7 +75,8 @@ def test_the_gain_shrinks_as_batches_grow_and_turns_into_a_loss() -> None:
         ]
 
     short, long = gains(100), gains(1500)
-    assert all(later <= earlier * 1.001 for earlier, later in itertools.pairwise(short))
+    assert max(short[:3]) < 1.02 * min(short[:3])
+    assert all(later <= earlier * 1.001 for earlier, later in itertools.pairwise(short[2:]))
     assert short[0] > 1.5 and short[-1] < 0.95
     assert long[-1] > 1.1
 
@@ -93,7 +101,10 @@ def test_a_replica_with_speculation_answers_faster_at_low_load() -> None:
 
     plain = tpot(None)
     fast = tpot({"draft_tokens": 4, "acceptance_rate": 0.8})
-    assert fast == pytest.approx(plain / (tokens_per_step(0.8, 4) / (1 + 4 / 32)), rel=0.05)
+    # the draft: a layer's share and the output head (3.8% of this step) a draft token
+    assert fast == pytest.approx(
+        plain * (1 + 4 * (1 / 32 + 0.038)) / tokens_per_step(0.8, 4), rel=0.05
+    )
 
 
 def test_speculation_needs_the_roofline_and_no_chunked_prefill() -> None:
@@ -131,7 +142,7 @@ def test_speculation_needs_the_roofline_and_no_chunked_prefill() -> None:
 def test_mtp_speedups_at_batch_one_match_the_published_ones() -> None:
     """DeepSeek's MTP module drafting one token (vLLM #12755: acceptance 0.82, 1.63x; SGLang
     #3582: accept length ~1.9, 1.76x): capsim, never fitted to them, within 10%
-    (benchmarks/bench_speculative.py; -2% and -5% today)."""
+    (benchmarks/bench_speculative.py; -3% and -6% today)."""
     import importlib.util
     from pathlib import Path
 

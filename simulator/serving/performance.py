@@ -214,6 +214,15 @@ class RooflineModel:
             return float(dense)
         return float(dense + c["_expert_bytes"] * self._touched(tokens))
 
+    def head_time(self, tokens: int) -> float:
+        """The output head over `tokens` tokens alone (vocab x hidden weights, bound by
+        compute or by reading them), as an EAGLE-style draft runs it for every draft token;
+        0 when the vocabulary is not known."""
+        params = float(self.arch.vocab * self.arch.hidden)
+        compute = 2.0 * params * tokens / self.flops
+        memory = params * BYTES_PER_WEIGHT[self.precision] / self.bandwidth
+        return compute if compute > memory else memory
+
     def _touched(self, tokens: int) -> float:
         """The expected share of experts `tokens` tokens route to (uniform routing)."""
         a = self.arch
@@ -351,7 +360,7 @@ class SpeculativeModel:
     the gain shrinks, then turns into a loss."""
 
     target: RooflineModel
-    draft: RooflineModel | None  # None: an EAGLE-style head, one decoder layer of the target
+    draft: RooflineModel | None  # None: EAGLE-style, a decoder layer and the output head
     draft_tokens: int
     acceptance_rate: float
     kv_capacity_tokens: float
@@ -375,9 +384,10 @@ class SpeculativeModel:
             verify = self.target.verify_lines(batch, k + 1)
             if self.draft is not None:
                 step = self.draft.decode_lines(batch)
-            else:
+            else:  # a decoder layer's share of the step, then the output head
                 layers = self.target.arch.layers
-                step = [(a / layers, b / layers) for a, b in self.target.decode_lines(batch)]
+                head = self.target.head_time(batch)
+                step = [(a / layers + head, b / layers) for a, b in self.target.decode_lines(batch)]
             drafting = [(k * a, k * b) for a, b in step]
             tau = self.tokens_per_step
             # max(verify) + max(drafting) is the max of every pairwise sum
