@@ -63,12 +63,3 @@ class Price(Spec):
             raise ValueError(f"tiers: above_input_tokens must ascend, got {above}")
         return self
 
-    def at(self, input_tokens: int) -> tuple[float, float, float | None]:
-        """(input, output, cached input) USD per 1M tokens for a prompt of `input_tokens`."""
-        chosen: tuple[float, float, float | None] = (self.input, self.output, self.cached_input)
-        for tier in self.tiers:
-            if input_tokens <= tier.above_input_tokens:
-                break
-            cached = tier.cached_input if tier.cached_input is not None else self.cached_input
-            chosen = (tier.input, tier.output, cached)
-        return chosen

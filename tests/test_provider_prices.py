@@ -244,9 +244,14 @@ def test_the_litellm_map_s_long_context_prices_become_tiers(tmp_path: object) ->
         )
     )
     data = {**BASE, "catalog": str(catalog), "models": {"m": {"id": "vertex_ai/gemini-long"}}}
+    from simulator.deployments.base import price_tiers, tiered_cost
+
     price = load_scenario(data).models["m"].serverless_price
-    assert price.at(200_000) == pytest.approx((1.25, 10.0, 0.125))
-    assert price.at(200_001) == pytest.approx((2.5, 15.0, 0.25))
+    assert (price.input, price.output, price.cached_input) == pytest.approx((1.25, 10.0, 0.125))
+    tiers = price_tiers(price)
+    assert tiered_cost(tiers, 200_000, 1000) is None  # at the threshold: the base price
+    cost = tiered_cost(tiers, 200_001, 1000, cached=100_000)
+    assert cost == pytest.approx((200_001 * 2.5 + 1000 * 15.0 + 100_000 * (0.25 - 2.5)) / 1e6)
 
 
 def test_tiers_must_ascend() -> None:
