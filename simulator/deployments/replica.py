@@ -37,7 +37,6 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -48,7 +47,7 @@ from simulator.serving.performance import (
     envelope,
     envelope_sum,
     first_boundary,
-    fused_time,
+    fused_step,
     next_boundary,
 )
 
@@ -106,10 +105,7 @@ class Replica:
         self.fused = pool.spec.prefill == "fused"
         self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
         self.token_cap = pool.group_token_cap
-        # the roofline's fused step, bound once (no lookup per group); others' generic one
-        self.fused_step: Callable[[int, float, int, float], float] = getattr(
-            self.model, "fused_step_time", None
-        ) or partial(fused_time, self.model)
+        self.fused_step = fused_step(self.model)  # bound once, not looked up per group
         self.group_batch = 0
         self.group_context = 0
         # KV tokens held: reserve mode, each request's input + output from admission;

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -550,20 +552,32 @@ def envelope_sum(lines: list[Line], c0: float, batch: int, k: int) -> float:
     return total
 
 
-def fused_time(
+FusedStep = Callable[[int, float, int, float], float]
+
+
+def fused_step(model: StepModel) -> FusedStep:
+    """`model`'s fused step, (prompt tokens, their squares, batch, context) -> seconds: a
+    step that prefills the prompts while the batch's sequences each decode a token
+    (in-flight batching). The roofline shares the step's weight reads and overheads between
+    the two; other models add a decode step to the prefill. Bound once by a replica."""
+    fused: FusedStep | None = getattr(model, "fused_step_time", None)
+    return fused if fused is not None else partial(_prefill_then_decode, model)
+
+
+def _prefill_then_decode(
     model: StepModel, tokens: int, squared_tokens: float, batch: int, context: float
 ) -> float:
-    """Seconds of a step that prefills `tokens` prompt tokens while `batch` sequences of
-    `context` tokens in all each decode one (in-flight batching). The roofline shares the
-    step's weight reads and overheads between the two; other models add a decode step to
-    the prefill."""
-    fused = getattr(model, "fused_step_time", None)
-    if fused is not None:
-        return float(fused(tokens, squared_tokens, batch, context))
     seconds = model.prefill_time(tokens, squared_tokens)
     if batch:
         seconds += max(a + b * context for a, b in model.decode_lines(batch))
     return seconds
+
+
+def fused_time(
+    model: StepModel, tokens: int, squared_tokens: float, batch: int, context: float
+) -> float:
+    """Seconds of `model`'s fused step (see `fused_step`)."""
+    return float(fused_step(model)(tokens, squared_tokens, batch, context))
 
 
 def decode_time(model: StepModel, batch: int, context: float, steps: int, chunk: int = 0) -> float:
