@@ -36,6 +36,20 @@ def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bo
     )
 
 
+def spec_capacity(model: StepModel, spec: ServingSpec, n_in: float, n_out: float) -> float:
+    """`replica_capacity` of one replica of `spec` (its batch limit, admission, prefill
+    scheduling and disaggregation), for requests of `n_in` / `n_out` tokens."""
+    return replica_capacity(
+        model,
+        spec.max_batch,
+        n_in,
+        n_out,
+        spec.kv_admission == "optimistic",
+        spec.prefill == "fused" or spec.chunked_prefill,
+        getattr(spec, "disaggregation", None) is not None,
+    )
+
+
 def replica_capacity(
     model: StepModel,
     max_batch: int,
@@ -450,15 +464,7 @@ class ServingPool(DeploymentModel):
         # exact either way (integers summed in float64), without copying the columns
         n_in = float(r.input_tokens[: len(r)].mean(where=served))
         n_out = float(r.output_tokens[: len(r)].mean(where=served))
-        return replica_capacity(
-            self.step_model,
-            self.spec.max_batch,
-            n_in,
-            n_out,
-            self.optimistic,
-            self.spec.prefill == "fused" or self.spec.chunked_prefill,
-            self.decode_only,
-        )
+        return spec_capacity(self.step_model, self.spec, n_in, n_out)
 
     def summary(self) -> DeploymentSummary:
         """The bill and the load. Reserved GPUs are billed for the horizon and, while

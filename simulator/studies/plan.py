@@ -98,7 +98,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     traffic of the workloads whose route starts at the deployment (all of it reaches it)
     over one replica's saturated throughput for their mean request. Fewer replicas would be
     overloaded on the model's own numbers (their `offered_load` over 1)."""
-    from simulator.deployments.dedicated import replica_capacity
+    from simulator.deployments.dedicated import spec_capacity
     from simulator.serving.performance import build_step_model
     from simulator.traffic import scenario_traffic
 
@@ -122,15 +122,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     if not count:
         return 1, None
     model = build_step_model(spec, arch)
-    per_replica = replica_capacity(
-        model,
-        spec.max_batch,
-        n_in / count,
-        n_out / count,
-        spec.kv_admission == "optimistic",
-        spec.prefill == "fused" or spec.chunked_prefill,
-        spec.disaggregation is not None,
-    )
+    per_replica = spec_capacity(model, spec, n_in / count, n_out / count)
     offered = n_out / scenario.horizon
     return max(1, math.ceil(offered / per_replica - 1e-9)), offered
 
