@@ -643,13 +643,13 @@ class PrefillStage(ServingPool):
         arrived = (r.deployment[:n] == self.index) & (r.arrival[:n] <= horizon)
         if not arrived.any() or horizon <= 0:
             return None
-        prompts = r.input_tokens[:n][arrived]
-        n_in = float(prompts.mean())
+        prompts = r.input_tokens[:n]  # integer sums, exact: masked, not copied
+        n_in = float(prompts.mean(where=arrived))
         model = self.step_model
         batch = int(max(1, min(self.spec.max_batch, model.kv_capacity_tokens // (n_in + 1))))
         tokens = batch * n_in
         per_replica = tokens / model.prefill_time(round(tokens), tokens * n_in)
-        return float(prompts.sum()) / horizon / (per_replica * len(self.replicas))
+        return float(prompts.sum(where=arrived)) / horizon / (per_replica * len(self.replicas))
 
     def side_summary(self, end: float) -> dict[str, Any]:
         """The prefill side's GPU-hours, cost and load, for the deployment's summary."""
