@@ -775,6 +775,12 @@ def fit_command(
     help="requests/s, Poisson, instead of a fixed concurrency",
 )
 @click.option(
+    "--batch",
+    type=click.IntRange(1, MAX_PROBE_CLIENTS),
+    help="instead: the latency of this many prompts sent at once, every answer exactly "
+    "--output-tokens long (vLLM's `bench latency`)",
+)
+@click.option(
     "--chunked-prefill", is_flag=True, help="prefill prompts in chunks inside decode steps"
 )
 @click.option(
@@ -820,6 +826,7 @@ def probe_command(
     output_tokens: int,
     concurrency: str,
     rate: float | None,
+    batch: int | None,
     chunked_prefill: bool,
     kv_admission: str,
     prefill: str,
@@ -867,8 +874,15 @@ def probe_command(
             )
     if rate is not None and concurrency != "max":
         raise CapsimError("--rate and --concurrency: give one or the other")
+    if batch is not None and (rate is not None or concurrency != "max"):
+        raise CapsimError("--batch: not with --rate or --concurrency (it sends one batch)")
     overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
     precision = precision or default_precision(gpu)
+    if batch is not None:
+        _probe_batch(
+            model, gpu, gpus, precision, batch, input_tokens, output_tokens, overrides, fmt
+        )
+        return
     try:
         result = probe(
             model,
@@ -907,6 +921,46 @@ def probe_command(
     table.add_row("E2E (mean)", f"{result.e2e_s:,.2f} s")
     table.add_row("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens")
     table.add_row("max batch reached", f"{result.max_batch_reached:,}")
+    console_for_tables().print(table)
+
+
+def _probe_batch(
+    model: str,
+    gpu: str,
+    gpus: int,
+    precision: str,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    overrides: dict[str, float],
+    fmt: str,
+) -> None:
+    """`capsim probe --batch`: one batch sent at once, its latency."""
+    from simulator.probe import batch_latency
+
+    try:
+        seconds = batch_latency(
+            model, gpu, gpus, precision, batch, input_tokens, output_tokens, overrides
+        )
+    except (ValueError, CapsimError) as exc:
+        raise CapsimError(str(exc)) from None
+    result = {
+        "batch": batch,
+        "latency_s": seconds,
+        "output_tokens_per_s": batch * output_tokens / seconds,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(
+        title=f"{model} on {gpus} x {gpu} ({precision}), a batch of {batch}, "
+        f"{input_tokens} in / {output_tokens} out",
+        title_justify="left",
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("latency (the batch done)", f"{seconds:,.3f} s")
+    table.add_row("output tokens/s", f"{result['output_tokens_per_s']:,.0f}")
     console_for_tables().print(table)
 
 

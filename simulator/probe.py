@@ -11,7 +11,7 @@ from typing import Any
 from simulator.loader import load_scenario
 from simulator.runner import run
 from simulator.scenario import ArchitectureSpec
-from simulator.serving.performance import build_step_model, decode_time
+from simulator.serving.performance import StepModel, build_step_model, decode_time
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,72 @@ def _lengths(tokens: int, varied: bool) -> dict[str, Any]:
     if not varied or spread < 1:
         return {"dist": "fixed", "value": tokens}
     return {"dist": "uniform", "low": tokens - spread, "high": tokens + spread}
+
+
+def _check_fits(step: StepModel, tokens: int) -> None:
+    if step.kv_capacity_tokens < tokens:
+        raise ValueError(
+            f"one request of {tokens} tokens does not fit the KV cache "
+            f"({step.kv_capacity_tokens:,.0f} tokens)"
+        )
+
+
+def batch_latency(
+    model: str,
+    gpu: str,
+    gpus: int,
+    precision: str,
+    batch: int,
+    input_tokens: int,
+    output_tokens: int,
+    performance: dict[str, Any] | None = None,
+) -> float:
+    """Seconds from submitting `batch` prompts of `input_tokens` at once to one replica until
+    the last of their answers, every one exactly `output_tokens` long, ends: the experiment of
+    vLLM's `bench latency` (`benchmark_latency.py`), through the same engine as every
+    scenario (the prompts prefilled together, then decoded as one batch)."""
+    shape = architecture_spec(model)
+    deployment = {
+        "name": "replica",
+        "kind": "dedicated",
+        "model": "m",
+        "gpu": gpu,
+        "gpus_per_replica": gpus,
+        "replicas": 1,
+        "price_per_gpu_hour": 0.0,
+        "max_batch": batch,
+        "performance": {"model": "roofline", "precision": precision, **(performance or {})},
+    }
+    from simulator.deployment_specs import DedicatedSpec
+
+    arch = ArchitectureSpec.model_validate(shape).resolve(model)
+    _check_fits(
+        build_step_model(DedicatedSpec.model_validate(deployment), arch),
+        input_tokens + output_tokens,
+    )
+    scenario = load_scenario(
+        {
+            "name": f"batch-latency-{model}-{gpu}",
+            "seed": 0,
+            "horizon": "1d",
+            "models": {"m": {"price": {"input": 0, "output": 0}, "architecture": shape}},
+            "workloads": [
+                {
+                    "name": "batch",
+                    "model": "m",
+                    "arrivals": {"process": "batch_jobs", "every": "1d", "requests": batch},
+                    "input_tokens": {"dist": "fixed", "value": input_tokens},
+                    "output_tokens": {"dist": "fixed", "value": output_tokens},
+                    "route": ["replica"],
+                }
+            ],
+            "deployments": [deployment],
+        }
+    )
+    records = run(scenario, force=True).runs[0].records
+    if not (records.finish <= 86400.0).all():
+        raise ValueError(f"a batch of {batch} did not finish within a day on one replica")
+    return float(records.finish.max() - records.arrival.min())
 
 
 def probe(
@@ -102,16 +168,10 @@ def probe(
     from simulator.deployment_specs import DedicatedSpec
 
     step = build_step_model(DedicatedSpec.model_validate(deployment), arch)
-    if step.kv_capacity_tokens < input_tokens + output_tokens:
-        fits = 0.0
-    else:  # whole requests reserved; optimistic: what they hold on average
-        held = input_tokens + (output_tokens / 2 if kv_admission == "optimistic" else output_tokens)
-        fits = step.kv_capacity_tokens // held
-    if fits < 1:
-        raise ValueError(
-            f"one request of {input_tokens + output_tokens} tokens does not fit "
-            f"the KV cache ({step.kv_capacity_tokens:,.0f} tokens)"
-        )
+    _check_fits(step, input_tokens + output_tokens)
+    # whole requests reserved; optimistic: what they hold on average
+    held = input_tokens + (output_tokens / 2 if kv_admission == "optimistic" else output_tokens)
+    fits = step.kv_capacity_tokens // held
     full = int(min(max_batch, fits))
     clients = full if concurrency is None else concurrency
     # a request's life at full load, to size the run: ~40 turnovers of the batch

@@ -218,3 +218,58 @@ def test_probe_with_optimistic_admission_runs_bigger_batches_where_the_kv_cache_
     assert reserve.concurrency == reserve.kv_capacity_tokens // 2000
     assert optimistic.max_batch_reached > 1.2 * reserve.max_batch_reached
     assert optimistic.requests_per_s > reserve.requests_per_s
+
+
+def _step_model(model: str, gpu: str, gpus: int, precision: str):  # type: ignore[no-untyped-def]
+    from simulator.deployment_specs import DedicatedSpec
+    from simulator.scenario import ArchitectureSpec
+    from simulator.serving.performance import build_step_model
+
+    spec = DedicatedSpec.model_validate(
+        {
+            "name": "r", "kind": "dedicated", "model": "m", "gpu": gpu,
+            "gpus_per_replica": gpus, "price_per_gpu_hour": 0.0,
+            "performance": {"model": "roofline", "precision": precision},
+        }
+    )  # fmt: skip
+    return build_step_model(spec, ArchitectureSpec.model_validate({"like": model}).resolve(model))
+
+
+@pytest.mark.parametrize("batch, n_in, n_out", [(1, 100, 20), (3, 100, 20), (16, 700, 5)])
+def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
+    batch: int, n_in: int, n_out: int
+) -> None:
+    """vLLM's `bench latency` experiment through the engine equals its steps added up by
+    hand: one step prefilling every prompt (and giving each its first token), then n_out - 1
+    decode steps of the whole batch, the k-th at batch x (prompt + k) tokens of context."""
+    from simulator.probe import batch_latency
+    from simulator.serving.performance import fused_step
+
+    model = _step_model("llama-3.1-8b", "H100-SXM", 1, "fp8")
+    expected = fused_step(model)(batch * n_in, float(batch * n_in * n_in), 0, 0.0)
+    for k in range(1, n_out):
+        context = batch * (n_in + k)
+        expected += max(a + b * context for a, b in model.decode_lines(batch))
+    seconds = batch_latency("llama-3.1-8b", "H100-SXM", 1, "fp8", batch, n_in, n_out)
+    assert seconds == pytest.approx(expected, rel=1e-9)
+
+
+def test_probe_batch_command() -> None:
+    """`capsim probe --batch`: the batch's latency as `batch_latency` gives it; refused
+    beside --rate or --concurrency, and for a request the KV cache cannot hold (exit 2)."""
+    from simulator.probe import batch_latency
+
+    args = ("probe", "--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--input-tokens", "100",
+            "--output-tokens", "20", "--batch", "3")  # fmt: skip
+    out = capsim(*args, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    seconds = batch_latency("llama-3.1-8b", "H100-SXM", 1, "fp8", 3, 100, 20)
+    assert shown["latency_s"] == pytest.approx(seconds, rel=1e-12)
+    assert shown["output_tokens_per_s"] == pytest.approx(60 / seconds)
+    table = capsim(*args)
+    assert table.returncode == 0 and "latency (the batch done)" in table.stdout
+    both = capsim(*args, "--rate", "2")
+    assert both.returncode == 2 and "--batch" in both.stderr
+    too_long = capsim(*args[:-4], "--output-tokens", "9000000", "--batch", "2")
+    assert too_long.returncode == 2 and "does not fit the KV cache" in too_long.stderr
