@@ -254,6 +254,37 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     assert seconds == pytest.approx(expected, rel=1e-9)
 
 
+AMD_POINTS = list(
+    csv.DictReader(
+        (Path(__file__).resolve().parent.parent / "benchmarks" / "amd_latency_points.csv").open()
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "row",
+    AMD_POINTS,
+    ids=[f"{p['model']}-{p['engine'].split()[-1]}-b{p['batch']}" for p in AMD_POINTS],
+)
+def test_batch_latency_against_published_mi300x_measurements(row: dict[str, str]) -> None:
+    """Held out (the roofline was fitted on NVIDIA GPUs and TensorRT-LLM only): vLLM's
+    offline batch latency on 8 x MI300X in FP8. AMD's 2025 releases (Llama 3.1 70B,
+    128/2048, batch 1-4) within 12%; Oracle's 2024 build (405B, 128/128) slower than the
+    roofline by 22% at batch 1 growing to 55% at batch 256 (the older stack's GEMMs and
+    collectives; benchmarks/README.md). Bounds at today's errors: worse fails."""
+    from simulator.probe import batch_latency
+
+    seconds = batch_latency(
+        row["model"], row["gpu"], int(row["gpus"]), row["precision"], int(row["batch"]),
+        int(row["input_tokens"]), int(row["output_tokens"]),
+    )  # fmt: skip
+    error = seconds / float(row["latency_s"]) - 1
+    if row["engine"] == "vLLM 2024 ROCm build":
+        assert -0.56 <= error < 0
+    else:
+        assert abs(error) <= 0.12
+
+
 def test_probe_batch_command() -> None:
     """`capsim probe --batch`: the batch's latency as `batch_latency` gives it; refused
     beside --rate or --concurrency, and for a request the KV cache cannot hold (exit 2)."""
