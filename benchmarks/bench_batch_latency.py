@@ -7,7 +7,7 @@ Each row of `benchmarks/amd_latency_points.csv` is a published offline latency m
 `output_tokens` long, the seconds until the batch is done) on 8 x AMD Instinct MI300X in
 FP8. None was used to choose a default: the roofline's efficiencies were fitted on
 TensorRT-LLM throughput on NVIDIA GPUs only (benchmarks/README.md). capsim runs the same
-experiment through its engine (`simulator.probe.batch_latency`): the batch's prompts
+experiment through its engine (`simulator.studies.probe.batch_latency`): the batch's prompts
 prefilled in one step, then decoded together.
 """
 
@@ -17,7 +17,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from simulator.probe import batch_latency
+from simulator.studies.probe import batch_latency
 
 POINTS = Path(__file__).resolve().parent / "amd_latency_points.csv"
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from simulator.probe import probe
+from simulator.studies.probe import probe
 
 
 class Published(NamedTuple):

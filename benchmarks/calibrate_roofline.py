@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simulator.probe import probe
+from simulator.studies.probe import probe
 
 POINTS = Path(__file__).with_name("calibration_points.csv")
 MAX_BATCH = 2048  # trtllm-bench's default max_batch_size; the KV cache binds first

@@ -839,7 +839,6 @@ def probe_command(
     fmt: str,
 ) -> None:
     """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
-    from simulator.probe import architecture_spec, default_precision, probe
     from simulator.serving.hardware import (
         architecture_names,
         config_architecture,
@@ -847,6 +846,7 @@ def probe_command(
         find_gpu,
         gpu_names,
     )
+    from simulator.studies.probe import architecture_spec, default_precision, probe
 
     shape = architecture_spec(model)
     if "config" in shape:
@@ -936,7 +936,7 @@ def _probe_batch(
     fmt: str,
 ) -> None:
     """`capsim probe --batch`: one batch sent at once, its latency."""
-    from simulator.probe import batch_latency
+    from simulator.studies.probe import batch_latency
 
     try:
         seconds = batch_latency(

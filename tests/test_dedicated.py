@@ -864,7 +864,7 @@ def test_fused_prefill_serves_more_when_prompts_arrive_while_the_batch_runs() ->
     """In-flight batching: prompts ride along the batch's step instead of pausing it, so
     the same replica at the same load gives shorter TPOT and the same answers; one request
     at a time (no batch to fuse with) times the same either way."""
-    from simulator.probe import probe
+    from simulator.studies.probe import probe
 
     separate = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64, prefill="separate")
     fused = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64)

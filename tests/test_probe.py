@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.probe import probe
 from simulator.serving.hardware import gpu_names
+from simulator.studies.probe import probe
 from tests.test_cli import capsim
 
 ALL_POINTS = list(
@@ -242,8 +242,8 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     """vLLM's `bench latency` experiment through the engine equals its steps added up by
     hand: one step prefilling every prompt (and giving each its first token), then n_out - 1
     decode steps of the whole batch, the k-th at batch x (prompt + k) tokens of context."""
-    from simulator.probe import batch_latency
     from simulator.serving.performance import fused_step
+    from simulator.studies.probe import batch_latency
 
     model = _step_model("llama-3.1-8b", "H100-SXM", 1, "fp8")
     expected = fused_step(model)(batch * n_in, float(batch * n_in * n_in), 0, 0.0)
@@ -272,7 +272,7 @@ def test_batch_latency_against_published_mi300x_measurements(row: dict[str, str]
     128/2048, batch 1-4) within 12%; Oracle's 2024 build (405B, 128/128) slower than the
     roofline by 22% at batch 1 growing to 55% at batch 256 (the older stack's GEMMs and
     collectives; benchmarks/README.md). Bounds at today's errors: worse fails."""
-    from simulator.probe import batch_latency
+    from simulator.studies.probe import batch_latency
 
     seconds = batch_latency(
         row["model"], row["gpu"], int(row["gpus"]), row["precision"], int(row["batch"]),
@@ -288,7 +288,7 @@ def test_batch_latency_against_published_mi300x_measurements(row: dict[str, str]
 def test_probe_batch_command() -> None:
     """`capsim probe --batch`: the batch's latency as `batch_latency` gives it; refused
     beside --rate or --concurrency, and for a request the KV cache cannot hold (exit 2)."""
-    from simulator.probe import batch_latency
+    from simulator.studies.probe import batch_latency
 
     args = ("probe", "--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--input-tokens", "100",
             "--output-tokens", "20", "--batch", "3")  # fmt: skip

@@ -1,1 +1,2 @@
-"""Studies built on runs: plans of a reservation (more to move here: compare, sweep, probe)."""
+"""Studies built on runs: plans of a reservation, forecasts, probes of one replica (more to
+move here: compare, sweep)."""
