@@ -59,8 +59,36 @@ def _speculative(
     return spec
 
 
+def _gpu_price_table(text: str, path: Path) -> dict[str, Any]:
+    """`{GPU: price}` from CSV text with columns `gpu` and `usd_per_gpu_hour` (the bundled
+    catalog's, so a copy of simulator/data/gpus.csv works); rows with no price are skipped."""
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    columns = reader.fieldnames or []
+    if "gpu" not in columns or "usd_per_gpu_hour" not in columns:
+        raise CapsimError(
+            f"{path}: a CSV of GPU prices needs the columns gpu and usd_per_gpu_hour "
+            f"(found: {', '.join(columns) or 'none'})"
+        )
+    data: dict[str, Any] = {}
+    for line, row in enumerate(reader, start=2):
+        price = (row.get("usd_per_gpu_hour") or "").strip()
+        if not price:
+            continue
+        try:
+            data[(row.get("gpu") or "").strip()] = float(price)
+        except ValueError:
+            raise CapsimError(
+                f"{path}: line {line}: usd_per_gpu_hour: expected a number, got {price!r}"
+            ) from None
+    return data
+
+
 def _gpu_prices(path: Path) -> dict[str, float]:
-    """`{GPU: USD per GPU-hour}` from a YAML file, each GPU known and each price finite."""
+    """`{GPU: USD per GPU-hour}` from a YAML mapping or a CSV (`gpu,usd_per_gpu_hour`), each
+    GPU known and each price finite."""
     import math
 
     from simulator.files import read_text
@@ -68,9 +96,16 @@ def _gpu_prices(path: Path) -> dict[str, float]:
     from simulator.loader import parse_yaml
     from simulator.serving.hardware import find_gpu, gpu_names
 
-    data = parse_yaml(read_text(path, "GPU price file"), str(path))
+    text = read_text(path, "GPU price file")
+    if path.suffix.lower() == ".csv":
+        data: Any = _gpu_price_table(text, path)
+    else:
+        data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
-        raise CapsimError(f"{path}: expected a mapping of GPU to USD per GPU-hour")
+        raise CapsimError(
+            f"{path}: expected a mapping of GPU to USD per GPU-hour (YAML such as "
+            "`H100-SXM: 2.99`), or a .csv file with columns gpu,usd_per_gpu_hour"
+        )
     prices = {}
     for gpu, price in data.items():
         if find_gpu(str(gpu)) is None:
@@ -294,7 +329,8 @@ def compare_command(
 @click.option(
     "--gpu-prices",
     type=click.Path(path_type=Path),
-    help="YAML {GPU: USD per GPU-hour} for --gpus: GPUs without a bundled price, or yours",
+    help="YAML {GPU: USD per GPU-hour} (or a .csv with columns gpu,usd_per_gpu_hour) for "
+    "--gpus: GPUs without a bundled price, or yours",
 )
 @click.option(
     "--set",

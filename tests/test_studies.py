@@ -466,6 +466,24 @@ def test_plan_over_gpu_types_takes_prices_from_a_file(tmp_path: Path) -> None:
         prices.write_text(text)
         result = capsim_here("plan", str(path), "--gpus", "L40S", "--gpu-prices", str(prices))
         assert_refused(result, str(prices), word)
+    # the same prices as a CSV with the bundled catalog's columns (rows without a price skipped)
+    table = tmp_path / "prices.csv"
+    table.write_text("gpu,memory_gb,usd_per_gpu_hour\nL40S,48,0.75\nH100-SXM,80,\n")
+    from_csv = capsim_here(
+        "plan", str(path), "--gpus", "H100-SXM,L40S", "--gpu-prices", str(table),
+        "--max-replicas", "6", "--replications", "1", "--format", "json",
+    )  # fmt: skip
+    assert from_csv.code == 0, from_csv.stderr
+    assert json.loads(from_csv.stdout)["gpu_options"] == json.loads(out.stdout)["gpu_options"]
+    for text, word in [
+        ("gpu,price\nL40S,1\n", "usd_per_gpu_hour"),
+        ("gpu,usd_per_gpu_hour\nL40S,cheap\n", "line 2"),
+        ("gpu,usd_per_gpu_hour\nH900,1\n", "H900"),
+        ("gpu,usd_per_gpu_hour\nL40S,-1\n", "L40S"),
+    ]:
+        table.write_text(text)
+        result = capsim_here("plan", str(path), "--gpus", "L40S", "--gpu-prices", str(table))
+        assert_refused(result, str(table), word)
 
 
 def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Path) -> None:
