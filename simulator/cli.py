@@ -65,24 +65,38 @@ def _gpu_price_table(text: str, path: Path) -> dict[str, Any]:
     import csv
     import io
 
-    reader = csv.DictReader(io.StringIO(text))
-    columns = reader.fieldnames or []
-    if "gpu" not in columns or "usd_per_gpu_hour" not in columns:
-        raise CapsimError(
-            f"{path}: a CSV of GPU prices needs the columns gpu and usd_per_gpu_hour "
-            f"(found: {', '.join(columns) or 'none'})"
-        )
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     data: dict[str, Any] = {}
-    for line, row in enumerate(reader, start=2):
-        price = (row.get("usd_per_gpu_hour") or "").strip()
-        if not price:
-            continue
-        try:
-            data[(row.get("gpu") or "").strip()] = float(price)
-        except ValueError:
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if "gpu" not in header or "usd_per_gpu_hour" not in header:
             raise CapsimError(
-                f"{path}: line {line}: usd_per_gpu_hour: expected a number, got {price!r}"
-            ) from None
+                f"{path}: a CSV of GPU prices needs the columns gpu and usd_per_gpu_hour "
+                f"(found: {', '.join(header) or 'none'})"
+            )
+        name_at, price_at = header.index("gpu"), header.index("usd_per_gpu_hour")
+        for row in reader:
+            where = f"{path}: line {reader.line_num}"
+            if not any(field.strip() for field in row):
+                continue
+            if len(row) != len(header):
+                fields = f"{len(row)} field{'s' if len(row) != 1 else ''}"
+                raise CapsimError(f"{where}: {fields}, the header has {len(header)}")
+            gpu, price = row[name_at].strip(), row[price_at].strip()
+            if not price:
+                continue
+            if not gpu:
+                raise CapsimError(f"{where}: gpu: empty")
+            if gpu in data:
+                raise CapsimError(f"{where}: {gpu}: priced twice")
+            try:
+                data[gpu] = float(price)
+            except ValueError:
+                raise CapsimError(
+                    f"{where}: usd_per_gpu_hour: expected a number, got {price!r}"
+                ) from None
+    except csv.Error as exc:
+        raise CapsimError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
     return data
 
 

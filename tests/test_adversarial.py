@@ -1153,3 +1153,32 @@ def test_a_signal_stops_a_run_cleanly(tmp_path: Path, sig: str, code: int) -> No
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "capsim:" in stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+@given(
+    header=st.sampled_from(
+        ["gpu,usd_per_gpu_hour\n", "usd_per_gpu_hour,gpu\r\n", "\ufeffgpu,x,usd_per_gpu_hour\n", ""]
+    ),
+    body=st.text(
+        alphabet=st.sampled_from(list('L40SH1.0e-9,"\r\n\t \x00é\ufeffnaif')), max_size=80
+    ),
+)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_gpu_price_csv_is_read_or_refused(tmp_path: Path, header: str, body: str) -> None:
+    """`plan --gpu-prices FILE.csv` on hostile text: prices of known GPUs within bounds, or a
+    CapsimError naming the file; never another exception."""
+    from simulator.cli import _gpu_prices
+    from simulator.errors import CapsimError
+    from simulator.serving.hardware import find_gpu
+
+    path = tmp_path / "prices.csv"
+    path.write_bytes((header + body).encode("utf-8", "surrogatepass"))
+    try:
+        prices = _gpu_prices(path)
+    except CapsimError as exc:
+        assert str(path) in str(exc)
+        return
+    for gpu, price in prices.items():
+        assert find_gpu(gpu) is not None and 0 <= price <= 10_000
