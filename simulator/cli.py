@@ -828,7 +828,7 @@ def fit_command(
     "--batch",
     type=click.IntRange(1, MAX_PROBE_CLIENTS),
     help="instead: the latency of this many prompts sent at once, every answer exactly "
-    "--output-tokens long (vLLM's `bench latency`)",
+    "--output-tokens long, in waves of --max-batch (vLLM's `bench latency`)",
 )
 @click.option(
     "--chunked-prefill", is_flag=True, help="prefill prompts in chunks inside decode steps"
@@ -928,10 +928,16 @@ def probe_command(
         raise CapsimError("--batch: not with --rate or --concurrency (it sends one batch)")
     overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
     precision = precision or default_precision(gpu)
+    options: dict[str, Any] = {  # the replica's, for either experiment
+        "max_batch": max_batch,
+        "performance": overrides,
+        "chunked_prefill": chunked_prefill,
+        "speculative": _speculative(draft_tokens, acceptance_rate, draft),
+        "kv_admission": kv_admission,
+        "prefill": prefill,
+    }
     if batch is not None:
-        _probe_batch(
-            model, gpu, gpus, precision, batch, input_tokens, output_tokens, overrides, fmt
-        )
+        _probe_batch(model, gpu, gpus, precision, batch, input_tokens, output_tokens, options, fmt)
         return
     try:
         result = probe(
@@ -942,13 +948,8 @@ def probe_command(
             input_tokens,
             output_tokens,
             clients,
-            max_batch,
-            overrides,
-            rate,
-            chunked_prefill,
-            _speculative(draft_tokens, acceptance_rate, draft),
-            kv_admission,
-            prefill,
+            rate=rate,
+            **options,
         )
     except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None
@@ -982,15 +983,16 @@ def _probe_batch(
     batch: int,
     input_tokens: int,
     output_tokens: int,
-    overrides: dict[str, float],
+    options: dict[str, Any],
     fmt: str,
 ) -> None:
-    """`capsim probe --batch`: one batch sent at once, its latency."""
+    """`capsim probe --batch`: one batch sent at once (in waves of --max-batch), its
+    latency."""
     from simulator.studies.probe import batch_latency
 
     try:
         seconds = batch_latency(
-            model, gpu, gpus, precision, batch, input_tokens, output_tokens, overrides
+            model, gpu, gpus, precision, batch, input_tokens, output_tokens, **options
         )
     except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None

@@ -254,6 +254,29 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     assert seconds == pytest.approx(expected, rel=1e-9)
 
 
+def test_batch_latency_runs_in_waves_of_max_batch_and_takes_the_replicas_options() -> None:
+    """A batch larger than `max_batch` runs in waves: the second starts where the first
+    ends, the same steps again (exactly twice one wave). The replica's options reach the
+    experiment: speculative decoding shortens it; options that do not go together are
+    refused in one line (exit 2), not as a validation dump."""
+    from simulator.studies.probe import batch_latency
+
+    args = ("llama-3.1-8b", "H100-SXM", 1, "fp8")
+    one_wave = batch_latency(*args, 4, 300, 50)
+    assert batch_latency(*args, 8, 300, 50, max_batch=4) == pytest.approx(2 * one_wave, rel=1e-9)
+    drafted = batch_latency(
+        *args, 4, 300, 50, speculative={"draft_tokens": 3, "acceptance_rate": 0.8}
+    )
+    assert drafted < 0.7 * one_wave
+    both = capsim(
+        "probe", "--model", "llama-3.1-8b", "--gpu", "H100-SXM", "--input-tokens", "300",
+        "--output-tokens", "50", "--batch", "4", "--chunked-prefill", "--draft-tokens", "2",
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "not modeled together with chunked_prefill" in both.stderr
+    assert "pydantic" not in both.stderr and "validation error" not in both.stderr
+
+
 AMD_POINTS = list(
     csv.DictReader(
         (Path(__file__).resolve().parent.parent / "benchmarks" / "amd_latency_points.csv").open()

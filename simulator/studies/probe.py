@@ -57,12 +57,57 @@ def _lengths(tokens: int, varied: bool) -> dict[str, Any]:
     return {"dist": "uniform", "low": tokens - spread, "high": tokens + spread}
 
 
-def _check_fits(step: StepModel, tokens: int) -> None:
+def _replica(
+    gpu: str,
+    gpus: int,
+    precision: str,
+    max_batch: int,
+    performance: dict[str, Any] | None,
+    chunked_prefill: bool,
+    speculative: dict[str, Any] | None,
+    kv_admission: str,
+    prefill: str,
+) -> dict[str, Any]:
+    """The one dedicated replica a probe measures (it prices nothing: any catalog GPU)."""
+    deployment: dict[str, Any] = {
+        "name": "replica",
+        "kind": "dedicated",
+        "model": "m",
+        "gpu": gpu,
+        "gpus_per_replica": gpus,
+        "replicas": 1,
+        "price_per_gpu_hour": 0.0,
+        "max_batch": max_batch,
+        "chunked_prefill": chunked_prefill,
+        "kv_admission": kv_admission,
+        "prefill": prefill,
+        "performance": {"model": "roofline", "precision": precision, **(performance or {})},
+    }
+    if speculative:
+        deployment["speculative"] = speculative
+    return deployment
+
+
+def _step_model(model: str, deployment: dict[str, Any], tokens: int) -> StepModel:
+    """The replica's step model; ValueError when one request of `tokens` does not fit its
+    KV cache."""
+    from pydantic import ValidationError
+
+    from simulator.deployment_specs import DedicatedSpec
+    from simulator.loader import format_validation_error
+
+    arch = ArchitectureSpec.model_validate(architecture_spec(model)).resolve(model)
+    try:
+        spec = DedicatedSpec.model_validate(deployment)
+    except ValidationError as exc:  # options that do not go together, in one line each
+        raise ValueError("; ".join(format_validation_error(exc, deployment))) from None
+    step = build_step_model(spec, arch)
     if step.kv_capacity_tokens < tokens:
         raise ValueError(
             f"one request of {tokens} tokens does not fit the KV cache "
             f"({step.kv_capacity_tokens:,.0f} tokens)"
         )
+    return step
 
 
 def batch_latency(
@@ -74,36 +119,30 @@ def batch_latency(
     input_tokens: int,
     output_tokens: int,
     performance: dict[str, Any] | None = None,
+    max_batch: int | None = None,
+    chunked_prefill: bool = False,
+    speculative: dict[str, Any] | None = None,
+    kv_admission: str = "reserve",
+    prefill: str = "fused",
 ) -> float:
     """Seconds from submitting `batch` prompts of `input_tokens` at once to one replica until
     the last of their answers, every one exactly `output_tokens` long, ends: the experiment of
     vLLM's `bench latency` (`benchmark_latency.py`), through the same engine as every
-    scenario (the prompts prefilled together, then decoded as one batch)."""
-    shape = architecture_spec(model)
-    deployment = {
-        "name": "replica",
-        "kind": "dedicated",
-        "model": "m",
-        "gpu": gpu,
-        "gpus_per_replica": gpus,
-        "replicas": 1,
-        "price_per_gpu_hour": 0.0,
-        "max_batch": batch,
-        "performance": {"model": "roofline", "precision": precision, **(performance or {})},
-    }
-    from simulator.deployment_specs import DedicatedSpec
-
-    arch = ArchitectureSpec.model_validate(shape).resolve(model)
-    _check_fits(
-        build_step_model(DedicatedSpec.model_validate(deployment), arch),
-        input_tokens + output_tokens,
-    )
+    scenario (the prompts prefilled together, then decoded as one batch; in waves when
+    `max_batch` or the KV cache holds fewer)."""
+    deployment = _replica(
+        gpu, gpus, precision, batch if max_batch is None else max_batch, performance,
+        chunked_prefill, speculative, kv_admission, prefill,
+    )  # fmt: skip
+    _step_model(model, deployment, input_tokens + output_tokens)
     scenario = load_scenario(
         {
             "name": f"batch-latency-{model}-{gpu}",
             "seed": 0,
             "horizon": "1d",
-            "models": {"m": {"price": {"input": 0, "output": 0}, "architecture": shape}},
+            "models": {
+                "m": {"price": {"input": 0, "output": 0}, "architecture": architecture_spec(model)}
+            },
             "workloads": [
                 {
                     "name": "batch",
@@ -146,29 +185,12 @@ def probe(
     not move in lockstep; or, with `rate`, Poisson arrivals at that rate. Measured in steady
     state: requests sent after the ramp and a warm-up, finished within the run."""
     shape = architecture_spec(model)
-    arch = ArchitectureSpec.model_validate(shape).resolve(model)
     precision = precision or default_precision(gpu)
-    perf = {"model": "roofline", "precision": precision, **(performance or {})}
-    deployment = {
-        "name": "replica",
-        "kind": "dedicated",
-        "model": "m",
-        "gpu": gpu,
-        "gpus_per_replica": gpus,
-        "replicas": 1,
-        "price_per_gpu_hour": 0.0,  # a probe prices nothing: any catalog GPU will do
-        "max_batch": max_batch,
-        "chunked_prefill": chunked_prefill,
-        "kv_admission": kv_admission,
-        "prefill": prefill,
-        "performance": perf,
-    }
-    if speculative:
-        deployment["speculative"] = speculative
-    from simulator.deployment_specs import DedicatedSpec
-
-    step = build_step_model(DedicatedSpec.model_validate(deployment), arch)
-    _check_fits(step, input_tokens + output_tokens)
+    deployment = _replica(
+        gpu, gpus, precision, max_batch, performance, chunked_prefill, speculative,
+        kv_admission, prefill,
+    )  # fmt: skip
+    step = _step_model(model, deployment, input_tokens + output_tokens)
     # whole requests reserved; optimistic: what they hold on average
     held = input_tokens + (output_tokens / 2 if kv_admission == "optimistic" else output_tokens)
     fits = step.kv_capacity_tokens // held
