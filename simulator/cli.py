@@ -957,21 +957,29 @@ def probe_command(
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
     load = f"concurrency {result.concurrency}" if rate is None else f"{rate:g} requests/s"
-    table = Table(
-        title=f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / "
-        f"{output_tokens} out, {load}",
-        title_justify="left",
+    tpot = "-" if result.tpot_s is None else f"{result.tpot_s * 1000:,.1f} ms"
+    _print_figures(
+        f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / {output_tokens} out, "
+        f"{load}",
+        [
+            ("output tokens/s", f"{result.output_tokens_per_s:,.0f}"),
+            ("requests/s", f"{result.requests_per_s:,.2f}"),
+            ("TTFT (mean)", f"{result.ttft_s * 1000:,.0f} ms"),
+            ("TPOT (mean)", tpot),
+            ("E2E (mean)", f"{result.e2e_s:,.2f} s"),
+            ("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens"),
+            ("max batch reached", f"{result.max_batch_reached:,}"),
+        ],
     )
+
+
+def _print_figures(title: str, rows: list[tuple[str, str]]) -> None:
+    """A probe's figures: a two-column table under its title."""
+    table = Table(title=title, title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    table.add_row("output tokens/s", f"{result.output_tokens_per_s:,.0f}")
-    table.add_row("requests/s", f"{result.requests_per_s:,.2f}")
-    table.add_row("TTFT (mean)", f"{result.ttft_s * 1000:,.0f} ms")
-    tpot = "-" if result.tpot_s is None else f"{result.tpot_s * 1000:,.1f} ms"
-    table.add_row("TPOT (mean)", tpot)
-    table.add_row("E2E (mean)", f"{result.e2e_s:,.2f} s")
-    table.add_row("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens")
-    table.add_row("max batch reached", f"{result.max_batch_reached:,}")
+    for figure, value in rows:
+        table.add_row(figure, value)
     console_for_tables().print(table)
 
 
@@ -1004,16 +1012,14 @@ def _probe_batch(
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(
-        title=f"{model} on {gpus} x {gpu} ({precision}), a batch of {batch}, "
-        f"{input_tokens} in / {output_tokens} out",
-        title_justify="left",
+    _print_figures(
+        f"{model} on {gpus} x {gpu} ({precision}), a batch of {batch}, {input_tokens} in / "
+        f"{output_tokens} out",
+        [
+            ("latency (the batch done)", f"{seconds:,.3f} s"),
+            ("output tokens/s", f"{result['output_tokens_per_s']:,.0f}"),
+        ],
     )
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("latency (the batch done)", f"{seconds:,.3f} s")
-    table.add_row("output tokens/s", f"{result['output_tokens_per_s']:,.0f}")
-    console_for_tables().print(table)
 
 
 def fit_comment(log: Path, fmt: str, quality: dict[str, Any]) -> str:
