@@ -157,37 +157,44 @@ class _Search:
         if self.progress is not None:
             self.progress(min(0.99, (self.runs + fraction) / max(self.expected, self.runs + 1)))
 
-    def evaluate(self, n: int, spillover: bool, replications: int) -> PlanPoint:
-        """Size `n` with its first `replications` replications (those not run yet now)."""
-        key = (n, spillover)
-        point = self.points.get(key)
-        have = point.runs if point else []
-        if point is not None and len(have) >= replications:
-            return point
-        variant = _variant(self.scenario, self.name, n, spillover)
-        todo = range(len(have), replications)
-        new: list[RunResult] = []
-        if self.workers > 1 and len(todo) > 1:  # independent replications, on processes
-            from concurrent.futures import ProcessPoolExecutor
+    def _ran(self, _share: float) -> None:
+        self._step(0.0)  # a run done on another process (counted in `runs` already)
 
-            with ProcessPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
-                futures = [pool.submit(simulate, variant, rep) for rep in todo]
-                for future in futures:
-                    new.append(future.result())
-                    self.runs += 1
-                    self._step(0.0)
-        else:
-            for rep in todo:
-                new += simulate_replications(variant, range(rep, rep + 1), self._step)
-                self.runs += 1
-        runs = have + new
+    def missing(self, n: int, spillover: bool, replications: int) -> tuple[Scenario, range]:
+        """The variant for size `n` and its replications below `replications` not run yet."""
+        point = self.points.get((n, spillover))
+        have = len(point.runs) if point else 0
+        return _variant(self.scenario, self.name, n, spillover), range(have, replications)
+
+    def store(self, n: int, spillover: bool, variant: Scenario, new: list[RunResult]) -> PlanPoint:
+        """Size `n` with the runs it had and `new` (the next replications, in order)."""
+        key = (n, spillover)
+        old = self.points.get(key)
+        runs = (old.runs if old else []) + new
         point = PlanPoint(n, spillover, runs, result_of(variant, runs))
-        if key not in self.points:
+        if old is None:
             self.order.append(point)
         else:
-            self.order[self.order.index(self.points[key])] = point
+            self.order[self.order.index(old)] = point
         self.points[key] = point
         return point
+
+    def evaluate(self, n: int, spillover: bool, replications: int) -> PlanPoint:
+        """Size `n` with its first `replications` replications (those not run yet now)."""
+        point = self.points.get((n, spillover))
+        if point is not None and len(point.runs) >= replications:
+            return point
+        if self.workers > 1:  # independent replications, on processes
+            evaluate_all([(self, n, spillover)], replications, self.workers, self._ran)
+            point = self.points.get((n, spillover))
+            if point is not None and len(point.runs) >= replications:
+                return point
+        variant, todo = self.missing(n, spillover, replications)
+        new: list[RunResult] = []
+        for rep in todo:
+            new += simulate_replications(variant, range(rep, rep + 1), self._step)
+            self.runs += 1
+        return self.store(n, spillover, variant, new)
 
     def passes(self, n: int, spillover: bool, confirm: bool) -> bool:
         point = self.evaluate(n, spillover, self.replications if confirm else 1)
@@ -302,6 +309,44 @@ def _cheapest_mix(search: _Search, top: int) -> PlanPoint | None:
         if search.passes(point.replicas, True, confirm=True):
             return search.points[(point.replicas, True)]
     return None
+
+
+def evaluate_all(
+    wanted: list[tuple[_Search, int, bool]],
+    replications: int,
+    workers: int,
+    progress: Callable[[float], None] | None = None,
+) -> None:
+    """Run, on `workers` processes at once, the replications not run yet of many sizes (each
+    a search, a size and whether it overflows): the runs `_Search.evaluate` would make one by
+    one, so the same answers, and later evaluations of them cost nothing. With one worker,
+    nothing: each is run when it is asked for."""
+    jobs: list[tuple[_Search, int, bool, Scenario, range]] = []
+    seen: set[tuple[int, int, bool]] = set()
+    for search, n, spillover in wanted:
+        if (id(search), n, spillover) in seen:
+            continue
+        seen.add((id(search), n, spillover))
+        variant, todo = search.missing(n, spillover, replications)
+        if len(todo):
+            jobs.append((search, n, spillover, variant, todo))
+    total = sum(len(todo) for *_, todo in jobs)
+    if workers <= 1 or total <= 1:
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(workers, total)) as pool:
+        futures = [[pool.submit(simulate, job[3], rep) for rep in job[4]] for job in jobs]
+        for (search, n, spillover, variant, _), runs in zip(jobs, futures, strict=True):
+            new = []
+            for future in runs:
+                new.append(future.result())
+                search.runs += 1
+                done += 1
+                if progress is not None:
+                    progress(done / total)
+            search.store(n, spillover, variant, new)
 
 
 def _variant(scenario: Scenario, name: str, replicas: int, spillover: bool) -> Scenario:
