@@ -338,7 +338,7 @@ def compare_command(
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="local processes that run a fleet's replications at once (same answer)",
+    help="local processes for a fleet's replications and a forecast's months (same answer)",
 )
 @click.option(
     "--gpu-prices",

@@ -137,6 +137,9 @@ def test_a_commitment_minimum_is_charged_every_month_of_the_forecast() -> None:
     data["deployments"][0]["billing"] = {"price_per_gpu_hour": 1.0, "minimum_monthly_usd": 5000}
     committed = make_scenario(**{k: v for k, v in data.items() if k != "version"})
     f = forecast(committed, months=2, growth=0.1, max_replicas=6, replications=1)["forecast"]
+    # the month-by-month runs made at once on two processes: the same forecast, to the byte
+    parallel = forecast(committed, months=2, growth=0.1, max_replicas=6, replications=1, workers=2)
+    assert json.dumps(parallel["forecast"], sort_keys=True) == json.dumps(f, sort_keys=True)
     strategies = {s["name"]: s for s in f["strategies"]}
     # the commitment rate ($1) makes 1-4 replicas cost less than the minimum: it is billed
     for r in (1, 2):
@@ -165,12 +168,13 @@ def _overflow(scenario: object, f: dict, replicas: int) -> list[float]:
 
 
 def test_uncertain_growth_gives_a_probability_reproducibly() -> None:
-    def once() -> dict:
+    def once(workers: int) -> dict:
         return forecast(
-            _plan_scenario(), months=3, growth=0.1, growth_sd=0.3, max_replicas=6, replications=1
-        )["forecast"]
+            _plan_scenario(), months=3, growth=0.1, growth_sd=0.3, max_replicas=6, replications=1,
+            workers=workers,
+        )["forecast"]  # fmt: skip
 
-    first, second = once(), once()
+    first, second = once(1), once(2)  # the same paths and runs, on one process or two
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     p = first["p_reservation_costs_more"]
     assert p is not None and 0.0 <= p <= 1.0

@@ -40,6 +40,7 @@ from simulator.studies.plan import (
     _Search,
     _serverless_and_batch,
     capacity_bound,
+    evaluate_all,
     holds,
     plan,
     planned_deployment,
@@ -81,17 +82,31 @@ class _Month:
         routed: list[str],
         factor: float,
         replications: int,
+        workers: int = 1,
     ) -> None:
         self.factor = factor
         self.scenario = scaled_scenario(scenario, factor)
         self.spec = spec
         self.routed = routed
-        self.search = _Search(self.scenario, spec.name, routed, replications, None, 1)
+        self.search = _Search(self.scenario, spec.name, routed, replications, None, 1, workers)
         self.needed: int | None = None
+        self._listed: _Search | None = None
 
     @property
     def runs(self) -> int:
-        return self.search.runs
+        return self.search.runs + (self._listed.runs if self._listed is not None else 0)
+
+    def listed(self) -> _Search:
+        """The month's search at the deployment's list price (its commitment left out)."""
+        if self._listed is None:
+            spec = self.spec.model_copy(update={"billing": None})
+            deployments = [spec if d.name == spec.name else d for d in self.scenario.deployments]
+            variant = self.scenario.model_copy(update={"deployments": deployments})
+            search = self.search
+            self._listed = _Search(
+                variant, spec.name, self.routed, search.replications, None, 1, search.workers
+            )
+        return self._listed
 
     def size(self, low: int, max_replicas: int) -> int | None:
         bound, _ = capacity_bound(self.scenario, self.spec)
@@ -121,18 +136,16 @@ class _Month:
         priced, _, _ = _serverless_and_batch(self.scenario, report, self.routed)
         return others + priced, None
 
+    def on_demand_size(self, max_replicas: int) -> int:
+        return self.needed if self.needed is not None else max_replicas
+
     def on_demand(self, max_replicas: int) -> tuple[float, bool]:
         """The month's own fleet at the list price (no commitment, no minimum)."""
-        n = self.needed if self.needed is not None else max_replicas
+        n = self.on_demand_size(max_replicas)
         if self.spec.billing is None:
             cost, ok = self.cost(n, False)
             return cost, ok and self.needed is not None
-        listed = self.spec.model_copy(update={"billing": None})
-        deployments = [listed if d.name == self.spec.name else d for d in self.scenario.deployments]
-        variant = self.scenario.model_copy(update={"deployments": deployments})
-        search = _Search(variant, self.spec.name, self.routed, self.search.replications, None, 1)
-        point = search.evaluate(n, False, self.search.replications)
-        self.search.runs += search.runs
+        point = self.listed().evaluate(n, False, self.search.replications)
         report = point.result.report
         ok = holds(report, self.spec.name, self.routed) and self.needed is not None
         return float(report["totals"]["monthly_cost_usd"]), ok
@@ -163,9 +176,13 @@ def forecast(
     if months > 1:  # refuse unscalable traffic (a closed loop) before any run
         scaled_scenario(scenario, 2.0)
 
+    shown = 0.0  # progress only goes forward (runs done ahead are counted once)
+
     def step(share: float, low: float, high: float) -> None:
+        nonlocal shown
+        shown = max(shown, min(0.99, low + (high - low) * share))
         if progress is not None:
-            progress(min(0.99, low + (high - low) * share))
+            progress(shown)
 
     answer = plan(
         scenario, spec.name, max_replicas, replications, lambda s: step(s, 0.0, 0.2), force,
@@ -183,7 +200,7 @@ def forecast(
     def level(factor: float) -> _Month:
         key = round(factor, 12)
         if key not in levels:
-            levels[key] = _Month(scenario, spec, routed, factor, reps)
+            levels[key] = _Month(scenario, spec, routed, factor, reps, workers)
         return levels[key]
 
     # the fleet each month needs: never fewer than the month before while traffic grows
@@ -199,7 +216,18 @@ def forecast(
         step((k + 1) / months, 0.2, 0.5)
     top = max([n for n in needed if n is not None] or [max_replicas])
 
+    def run_all(sizes: list[tuple[float, int]], low: float, high: float) -> None:
+        """Every month's runs at these (traffic, replicas), on `workers` processes at once."""
+        wanted = [(level(f).search, r, can_spill) for f, r in sizes]
+        evaluate_all(wanted, reps, workers, lambda s: step(s, low, high))
+
+    if can_spill:
+        run_all([(f, 0) for f in factors], 0.5, 0.6)
     serverless = [level(f).serverless(can_spill) for f in factors]
+    if spec.billing is not None:  # on demand: each month's fleet at the list price
+        months_listed = [level(f) for f in factors]
+        wanted = [(m.listed(), m.on_demand_size(max_replicas), False) for m in months_listed]
+        evaluate_all(wanted, reps, workers, lambda s: step(s, 0.5, 0.6))
     on_demand = [level(f).on_demand(max_replicas) for f in factors]
     step(1.0, 0.5, 0.6)
 
@@ -216,12 +244,14 @@ def forecast(
         return math.inf if not all(ok for _, ok in costs) else sum(c for c, _ in costs)
 
     if top <= EXHAUSTIVE:
+        run_all([(f, r) for r in range(1, top + 1) for f in factors], 0.6, 0.9)
         for r in range(1, top + 1):
             total(r)
     else:  # the term's cost in R: the fleet's grows linearly, the overflow's shrinks
         lo, hi = 1, top
         while hi - lo > 2:
             a, b = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+            run_all([(f, r) for r in (a, b) if r not in reserves for f in factors], 0.6, 0.9)
             if total(a) == total(b) == math.inf:
                 lo = b + 1
             elif total(a) <= total(b):
@@ -274,7 +304,7 @@ def forecast(
         )
         result["uncertainty"] = _uncertain(
             scenario, months, growth, growth_sd, paths, reserved, level, can_spill,
-            lambda s: step(s, 0.9, 1.0),
+            lambda s: step(s, 0.9, 1.0), lambda sizes: run_all(sizes, 0.9, 0.95),
         )  # fmt: skip
         result["p_reservation_costs_more"] = result["uncertainty"]["p_reservation_costs_more"]
     result["runs"] = sum(m.runs for m in levels.values())
@@ -328,9 +358,10 @@ def _uncertain(
     level: Callable[[float], _Month],
     can_spill: bool,
     progress: Callable[[float], None],
+    run_all: Callable[[list[tuple[float, int]]], None],
 ) -> dict[str, Any]:
     """Growth drawn per path and month; each strategy's monthly cost interpolated in traffic
-    between simulated levels that cover the paths."""
+    between simulated levels that cover the paths (their runs made at once by `run_all`)."""
     rng = np.random.default_rng([scenario.seed, 0xF07E])
     draws = np.maximum(rng.normal(growth, sd, size=(paths, max(months - 1, 0))), -0.99)
     factors = np.ones((paths, months))
@@ -343,6 +374,7 @@ def _uncertain(
         | {round(f, 12) for f in growth_factors(months, growth)}
     )
     r = reserved["replicas"]
+    run_all([(f, 0) for f in grid if can_spill] + [(f, r) for f in grid])
     serverless_at, reserve_at = [], []
     for i, f in enumerate(grid):
         month = level(f)
