@@ -160,11 +160,13 @@ class _Search:
     def _ran(self, _share: float) -> None:
         self._step(0.0)  # a run done on another process (counted in `runs` already)
 
-    def missing(self, n: int, spillover: bool, replications: int) -> tuple[Scenario, range]:
-        """The variant for size `n` and its replications below `replications` not run yet."""
+    def missing(self, n: int, spillover: bool, replications: int) -> range:
+        """Size `n`'s replications below `replications` not run yet."""
         point = self.points.get((n, spillover))
-        have = len(point.runs) if point else 0
-        return _variant(self.scenario, self.name, n, spillover), range(have, replications)
+        return range(len(point.runs) if point else 0, replications)
+
+    def variant(self, n: int, spillover: bool) -> Scenario:
+        return _variant(self.scenario, self.name, n, spillover)
 
     def store(self, n: int, spillover: bool, variant: Scenario, new: list[RunResult]) -> PlanPoint:
         """Size `n` with the runs it had and `new` (the next replications, in order)."""
@@ -181,15 +183,12 @@ class _Search:
 
     def evaluate(self, n: int, spillover: bool, replications: int) -> PlanPoint:
         """Size `n` with its first `replications` replications (those not run yet now)."""
-        point = self.points.get((n, spillover))
-        if point is not None and len(point.runs) >= replications:
-            return point
-        if self.workers > 1:  # independent replications, on processes
+        if self.workers > 1:  # independent replications, on processes (one: not worth it)
             evaluate_all([(self, n, spillover)], replications, self.workers, self._ran)
-            point = self.points.get((n, spillover))
-            if point is not None and len(point.runs) >= replications:
-                return point
-        variant, todo = self.missing(n, spillover, replications)
+        todo = self.missing(n, spillover, replications)
+        if not todo:
+            return self.points[(n, spillover)]
+        variant = self.variant(n, spillover)
         new: list[RunResult] = []
         for rep in todo:
             new += simulate_replications(variant, range(rep, rep + 1), self._step)
@@ -327,9 +326,9 @@ def evaluate_all(
         if (id(search), n, spillover) in seen:
             continue
         seen.add((id(search), n, spillover))
-        variant, todo = search.missing(n, spillover, replications)
-        if len(todo):
-            jobs.append((search, n, spillover, variant, todo))
+        todo = search.missing(n, spillover, replications)
+        if todo:
+            jobs.append((search, n, spillover, search.variant(n, spillover), todo))
     total = sum(len(todo) for *_, todo in jobs)
     if workers <= 1 or total <= 1:
         return
