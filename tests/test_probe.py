@@ -220,21 +220,6 @@ def test_probe_with_optimistic_admission_runs_bigger_batches_where_the_kv_cache_
     assert optimistic.requests_per_s > reserve.requests_per_s
 
 
-def _step_model(model: str, gpu: str, gpus: int, precision: str):  # type: ignore[no-untyped-def]
-    from simulator.deployment_specs import DedicatedSpec
-    from simulator.scenario import ArchitectureSpec
-    from simulator.serving.performance import build_step_model
-
-    spec = DedicatedSpec.model_validate(
-        {
-            "name": "r", "kind": "dedicated", "model": "m", "gpu": gpu,
-            "gpus_per_replica": gpus, "price_per_gpu_hour": 0.0,
-            "performance": {"model": "roofline", "precision": precision},
-        }
-    )  # fmt: skip
-    return build_step_model(spec, ArchitectureSpec.model_validate({"like": model}).resolve(model))
-
-
 @pytest.mark.parametrize("batch, n_in, n_out", [(1, 100, 20), (3, 100, 20), (16, 700, 5)])
 def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     batch: int, n_in: int, n_out: int
@@ -243,9 +228,10 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     hand: one step prefilling every prompt (and giving each its first token), then n_out - 1
     decode steps of the whole batch, the k-th at batch x (prompt + k) tokens of context."""
     from simulator.serving.performance import fused_step
-    from simulator.studies.probe import batch_latency
+    from simulator.studies.probe import _replica, _step_model, batch_latency
 
-    model = _step_model("llama-3.1-8b", "H100-SXM", 1, "fp8")
+    replica = _replica("H100-SXM", 1, "fp8", batch, None, False, None, "reserve", "fused")
+    model = _step_model("llama-3.1-8b", replica, n_in + n_out)  # the replica probe measures
     expected = fused_step(model)(batch * n_in, float(batch * n_in * n_in), 0, 0.0)
     for k in range(1, n_out):
         context = batch * (n_in + k)
