@@ -12,10 +12,10 @@ The public API: load a scenario, run it, read the result.
 from importlib.metadata import PackageNotFoundError, version
 
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
-from simulator.loader import load_scenario
 from simulator.runner import Result, run
-from simulator.scenario import Scenario
-from simulator.variants import vary
+from simulator.scenario.format import Scenario
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.variants import vary
 
 try:
     __version__ = version("capsim")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import ScenarioError
-from simulator.limits import MAX_USD_PER_1M_TOKENS
+from simulator.scenario.limits import MAX_USD_PER_1M_TOKENS
 
 BUNDLED_SOURCE = "together.ai serverless prices via LiteLLM 1.110.2 price map, extracted 2026-11-26"
 _PREFIXES = ("together_ai/", "together-ai/", "togethercomputer/")

@@ -20,11 +20,11 @@ from rich.table import Table
 from simulator.catalog import bundled_catalog, load_catalog_file
 from simulator.errors import CapsimError, RunTooLargeError
 from simulator.files import check_out_dir
-from simulator.loader import load_scenario
 from simulator.render import console_for_tables, overload_warning, print_table, to_csv
 from simulator.report import to_json
 from simulator.runner import run
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
+from simulator.scenario.loader import load_scenario
 
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
@@ -106,8 +106,8 @@ def _gpu_prices(path: Path) -> dict[str, float]:
     import math
 
     from simulator.files import read_text
-    from simulator.limits import MAX_USD_PER_GPU_HOUR
-    from simulator.loader import parse_yaml
+    from simulator.scenario.limits import MAX_USD_PER_GPU_HOUR
+    from simulator.scenario.loader import parse_yaml
     from simulator.serving.hardware import find_gpu, gpu_names
 
     text = read_text(path, "GPU price file")
@@ -143,7 +143,7 @@ def _load(path: Path) -> Scenario:
     if str(path) != "-":
         return load_scenario(path)
     from simulator.files import MAX_TEXT_BYTES
-    from simulator.loader import parse_yaml, scenario_from_data
+    from simulator.scenario.loader import parse_yaml, scenario_from_data
 
     text = sys.stdin.read(MAX_TEXT_BYTES + 1)
     if len(text) > MAX_TEXT_BYTES:
@@ -293,8 +293,8 @@ def compare_command(
 ) -> None:
     """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
     from simulator.compare import Variant, compare, comparison_csv, comparison_table
-    from simulator.loader import read_scenario_data, scenario_from_data
-    from simulator.variants import parse_values, set_path
+    from simulator.scenario.loader import read_scenario_data, scenario_from_data
+    from simulator.scenario.variants import parse_values, set_path
 
     variants: list[Variant] = []
     if vary is not None:
@@ -483,8 +483,8 @@ def plan_command(
 
 def _with_settings(path: Path, settings: tuple[str, ...]) -> Scenario:
     """The scenario at `path` with each `PATH=VALUE` of --set applied (VALUE read as YAML)."""
-    from simulator.loader import parse_yaml, read_scenario_data, scenario_from_data
-    from simulator.variants import set_path
+    from simulator.scenario.loader import parse_yaml, read_scenario_data, scenario_from_data
+    from simulator.scenario.variants import set_path
 
     data, source, base_dir = read_scenario_data(path)
     for setting in settings:
@@ -572,7 +572,7 @@ def sweep_command(
     quiet: bool,
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
-    from simulator.loader import parse_yaml, read_scenario_data
+    from simulator.scenario.loader import parse_yaml, read_scenario_data
     from simulator.sweep import grid_points, sweep
 
     if workers is not None and dask_address is not None:
@@ -638,7 +638,7 @@ def _cell(value: Any) -> str:
         return f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
-    from simulator.variants import label_of
+    from simulator.scenario.variants import label_of
 
     return label_of(value)
 
@@ -668,7 +668,7 @@ def validate_command(scenarios: tuple[Path, ...]) -> None:
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of the scenario format (for editors)."""
-    from simulator.schema_docs import scenario_schema
+    from simulator.scenario.schema import scenario_schema
 
     click.echo(json.dumps(scenario_schema(), indent=2))
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from simulator.render import fmt_seconds, fmt_share, fmt_usd
 from simulator.runner import run
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from simulator.limits import MAX_TOKENS
-from simulator.spec import Spec, TokenCount, TokenMean
+from simulator.scenario.limits import MAX_TOKENS
+from simulator.scenario.spec import Spec, TokenCount, TokenMean
 
 
 class TokenDistribution(Spec):

@@ -23,9 +23,9 @@ from simulator.arrivals import Closed
 from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, DeploymentSummary
 from simulator.deployments.base import EngineContext
 from simulator.errors import RunTooLargeError
-from simulator.limits import MAX_CLOSED_LOOP_REQUESTS as MAX_REQUESTS
 from simulator.records import Blocks, Outcome, Reason, Records
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
+from simulator.scenario.limits import MAX_CLOSED_LOOP_REQUESTS as MAX_REQUESTS
 from simulator.streams import DEPLOYMENT, stream
 from simulator.traffic import TokenSampler, scenario_traffic
 

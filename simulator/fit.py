@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from simulator.arrivals import ArrivalProcess
-from simulator.scenario import Workload
+from simulator.scenario.format import Workload
 from simulator.traces import Trace
 
 DAY = 86400.0

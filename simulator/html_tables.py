@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from simulator.render import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
 
 
 def _ci(row: dict[str, Any], key: str, fmt: Any) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from simulator.engine import RunResult
 from simulator.records import Outcome, Reason, Records
-from simulator.scenario import SLOTarget
+from simulator.scenario.format import SLOTarget
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 

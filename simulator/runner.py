@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.engine import RunResult, simulate
 from simulator.errors import RunTooLargeError
-from simulator.limits import MAX_TIMER_TICKS
 from simulator.report import build_report, combine_reports
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
+from simulator.scenario.limits import MAX_TIMER_TICKS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,7 +12,7 @@ from typing import Any
 
 from simulator.errors import CapsimError
 from simulator.report import TOTAL_KEYS as TOTALS
-from simulator.variants import set_path
+from simulator.scenario.variants import set_path
 
 
 def grid_points(grid: Any) -> list[dict[str, Any]]:
@@ -44,8 +44,8 @@ def run_point(
     data: dict[str, Any], base_dir: str, source: str, point: dict[str, Any]
 ) -> dict[str, Any]:
     """One run of the sweep: never raises, a failure is its row's status."""
-    from simulator.loader import scenario_from_data
     from simulator.runner import run
+    from simulator.scenario.loader import scenario_from_data
 
     row: dict[str, Any] = dict(point)
     try:

@@ -25,8 +25,8 @@ import numpy as np
 
 from simulator.errors import ScenarioError
 from simulator.files import MAX_TRACE_BYTES, check_file, parse_json
-from simulator.limits import MAX_TOKENS
 from simulator.records import Blocks
+from simulator.scenario.limits import MAX_TOKENS
 
 TRACE_FORMATS = ("azure", "mooncake", "ragpulse", "openai-usage", "csv")
 TRACE_BLOCK_TOKENS = 512

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.records import Blocks
-from simulator.scenario import PrefixSpec, Scenario, Workload
+from simulator.scenario.format import PrefixSpec, Scenario, Workload
 from simulator.streams import WORKLOAD, name_key, stream
 from simulator.traces import TRACE_BLOCK_TOKENS
 

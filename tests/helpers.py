@@ -10,7 +10,7 @@ import numpy as np
 
 from simulator import Result, load_scenario, run
 from simulator.records import Outcome
-from simulator.scenario import Scenario
+from simulator.scenario.format import Scenario
 
 BASE: dict[str, Any] = {
     "name": "test",

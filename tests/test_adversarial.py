@@ -747,7 +747,7 @@ def test_fit_refuses_a_log_spanning_ages_and_fits_a_regular_one(tmp_path: Path) 
     assert result.code == 0, result.stderr
     workload = json.loads(result.stdout)["workload"]
     assert workload["arrivals"]["cv"] == 0.01
-    from simulator.scenario import Workload
+    from simulator.scenario.format import Workload
 
     Workload.model_validate(workload)  # the fitted workload is a valid one
 

@@ -172,7 +172,7 @@ def test_probe_takes_a_config(tmp_path: Path) -> None:
 def test_every_bundled_architecture_knows_its_vocabulary() -> None:
     """The output head's rows, which an EAGLE-style draft runs for every draft token: from
     models.csv or the bundled configs' vocab_size; a scenario can give its own."""
-    from simulator.scenario import ArchitectureSpec
+    from simulator.scenario.format import ArchitectureSpec
     from simulator.serving.hardware import architecture_catalog, find_architecture
 
     assert all(arch.vocab > 0 for arch in architecture_catalog().values())

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import ScenarioError
-from simulator.deployment_specs import DedicatedSpec, RooflineSpec
+from simulator.scenario.deployments import DedicatedSpec, RooflineSpec
 from simulator.serving.hardware import find_architecture
 from simulator.serving.performance import (
     DEFAULT_MFU,

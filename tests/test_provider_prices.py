@@ -133,7 +133,7 @@ def test_a_deprecated_catalog_id_warns_and_a_misspelt_one_gets_suggestions(
             "deployments": [{"name": "s", "kind": "serverless"}],
         }  # fmt: skip
 
-    from simulator.loader import scenario_from_data
+    from simulator.scenario.loader import scenario_from_data
 
     with pytest.warns(DeprecatedModelWarning, match="deprecated since 2020-01-01.*new-model"):
         scenario_from_data(scenario({"id": "acme/old-model"}), "s.yaml", folder)

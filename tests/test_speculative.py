@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from simulator.deployment_specs import DedicatedSpec
+from simulator.scenario.deployments import DedicatedSpec
 from simulator.serving.hardware import find_architecture
 from simulator.serving.performance import SpeculativeModel, build_step_model, tokens_per_step
 from tests.helpers import BASE, make_scenario, run_checked

@@ -151,7 +151,7 @@ def test_a_relative_scenario_with_a_trace_runs_on_a_worker_elsewhere(
 ) -> None:
     """A Dask worker has its own working directory: the scenario's folder travels as an
     absolute path, so the trace it names relative to itself is found there too."""
-    from simulator.loader import read_scenario_data
+    from simulator.scenario.loader import read_scenario_data
     from simulator.sweep import run_point, shipped
 
     folder = tmp_path / "project"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.units import parse_duration, parse_rate
+from simulator.scenario.units import parse_duration, parse_rate
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from simulator.records import Blocks
-from simulator.spec import Spec
+from simulator.scenario.spec import Spec
 
 GapSampler = Callable[[np.random.Generator, int], np.ndarray]
 

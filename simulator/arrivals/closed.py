@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals
-from simulator.units import Duration
+from simulator.scenario.units import Duration
 
 ASSUMED_LATENCY_S = 1.0
 """Latency assumed only to estimate a closed workload's size before it runs."""

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals, thinned_poisson
-from simulator.units import Rate
+from simulator.scenario.units import Rate
 
 DAY = 86400.0
 WEEK = 7 * DAY

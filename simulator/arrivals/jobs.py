@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals
-from simulator.units import Duration
+from simulator.scenario.units import Duration
 
 
 class BatchJobs(ArrivalProcess):

@@ -15,8 +15,8 @@ import numpy as np
 from pydantic import Field
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals
-from simulator.spec import Spec
-from simulator.units import Duration, Rate
+from simulator.scenario.spec import Spec
+from simulator.scenario.units import Duration, Rate
 
 
 class MMPPState(Spec):

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from simulator.arrivals.base import ArrivalProcess, Arrivals, renewal_times
-from simulator.units import Rate
+from simulator.scenario.units import Rate
 
 
 class Poisson(ArrivalProcess):

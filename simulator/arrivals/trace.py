@@ -17,7 +17,7 @@ from pydantic import Field, ValidationInfo, model_validator
 from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.errors import ScenarioError
 from simulator.records import Blocks
-from simulator.spec import Spec
+from simulator.scenario.spec import Spec
 from simulator.traces import CsvColumns, Trace, load_trace, mean_gap
 
 

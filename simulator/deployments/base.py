@@ -10,8 +10,8 @@ import numpy as np
 import simpy
 
 from simulator.records import Blocks, Records
-from simulator.scenario import Scenario
-from simulator.spec import Price
+from simulator.scenario.format import Scenario
+from simulator.scenario.spec import Price
 
 
 @dataclass

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from simulator.deployment_specs import BatchSpec
 from simulator.deployments.base import (
     DeploymentModel,
     DeploymentSummary,
@@ -24,6 +23,7 @@ from simulator.deployments.base import (
     token_costs,
 )
 from simulator.records import Outcome
+from simulator.scenario.deployments import BatchSpec
 
 _BLOCK = 1 << 16  # requests converted to Python numbers at a time
 

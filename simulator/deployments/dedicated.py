@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 import simpy
 
-from simulator.deployment_specs import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
 from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
-from simulator.scenario import Scenario
+from simulator.scenario.deployments import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
+from simulator.scenario.format import Scenario
 from simulator.serving.hardware import find_gpu
 from simulator.serving.performance import StepModel, build_step_model, decode_time, fused_time
 

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from simulator.deployment_specs import RateLimit, ServerlessSpec
 from simulator.deployments.base import (
     DeploymentModel,
     DeploymentSummary,
@@ -20,6 +19,7 @@ from simulator.deployments.base import (
     token_costs,
 )
 from simulator.records import Outcome
+from simulator.scenario.deployments import RateLimit, ServerlessSpec
 
 
 class TokenBucket:

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from simulator.deployment_specs import (
+from simulator.scenario.deployments import (
     FixedPerformanceSpec,
     RooflineSpec,
     ServingSpec,

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.deployment_specs import DedicatedSpec
 from simulator.errors import CapsimError
-from simulator.scenario import Scenario
+from simulator.scenario.deployments import DedicatedSpec
+from simulator.scenario.format import Scenario
 from simulator.studies.plan import (
     _Search,
     _serverless_and_batch,

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.deployment_specs import AnyDeploymentSpec, DedicatedSpec
 from simulator.engine import RunResult, simulate
 from simulator.errors import CapsimError
 from simulator.runner import Result, check_size, result_of, simulate_replications
-from simulator.scenario import Scenario
+from simulator.scenario.deployments import AnyDeploymentSpec, DedicatedSpec
+from simulator.scenario.format import Scenario
 
 
 @dataclass
@@ -564,7 +564,7 @@ def gpu_variant(
     None and why it is not valid (a GPU without a price, a model that does not fit)."""
     from pydantic import ValidationError
 
-    from simulator.loader import format_validation_error
+    from simulator.scenario.loader import format_validation_error
     from simulator.serving.hardware import find_gpu
 
     found = find_gpu(gpu)

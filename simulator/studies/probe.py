@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.loader import load_scenario
 from simulator.runner import run
-from simulator.scenario import ArchitectureSpec
+from simulator.scenario.format import ArchitectureSpec
+from simulator.scenario.loader import load_scenario
 from simulator.serving.performance import StepModel, build_step_model, decode_time
 
 
@@ -93,8 +93,8 @@ def _step_model(model: str, deployment: dict[str, Any], tokens: int) -> StepMode
     KV cache."""
     from pydantic import ValidationError
 
-    from simulator.deployment_specs import DedicatedSpec
-    from simulator.loader import format_validation_error
+    from simulator.scenario.deployments import DedicatedSpec
+    from simulator.scenario.loader import format_validation_error
 
     arch = ArchitectureSpec.model_validate(architecture_spec(model)).resolve(model)
     try:

@@ -1,6 +1,6 @@
 """The scenario (format v1): models, workloads, deployments, horizon, seed — validated, frozen.
 
-`simulator.loader` reads files into it; everything else reads it and never changes it.
+`simulator.scenario.loader` reads files into it; everything else reads it and never changes it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from simulator.arrivals import ArrivalSpec
 from simulator.arrivals.diurnal import parse_clock
 from simulator.catalog import PriceCatalog, bundled_catalog
-from simulator.deployment_specs import AnyDeploymentSpec
 from simulator.distributions import TokenDist, TokenPairs
 from simulator.errors import ScenarioError
+from simulator.scenario.deployments import AnyDeploymentSpec
+from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
+from simulator.scenario.units import DEFAULT_MONTH_S, Duration
 from simulator.serving.hardware import (
     Architecture,
     architecture_names,
@@ -25,8 +27,6 @@ from simulator.serving.hardware import (
     find_architecture,
     find_gpu,
 )
-from simulator.spec import Price, PriceTier, Spec, TokenCount
-from simulator.units import DEFAULT_MONTH_S, Duration
 
 _SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
 SLO_METRICS = ("ttft", "tpot", "e2e", "queue")
@@ -343,7 +343,7 @@ class Scenario(Spec):
 
     def _serving_problems(self) -> list[str]:
         """Dedicated and cluster deployments: their model, its fit on the GPUs, the routes."""
-        from simulator.deployment_specs import DedicatedSpec, ServingSpec
+        from simulator.scenario.deployments import DedicatedSpec, ServingSpec
         from simulator.serving.performance import build_step_model
 
         problems = []
@@ -400,7 +400,7 @@ class Scenario(Spec):
         """The work of one replication besides its requests, by the field that causes it:
         random draws of the arrival processes beyond their arrivals (thinning candidates,
         state switches) and the autoscalers' evaluations."""
-        from simulator.deployment_specs import AutoscaleSpec, DedicatedSpec
+        from simulator.scenario.deployments import AutoscaleSpec, DedicatedSpec
 
         work = []
         for w in self.workloads:

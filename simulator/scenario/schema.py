@@ -132,7 +132,7 @@ CLOCK_PATTERN = r"^\s*([01]?[0-9]|2[0-3]):[0-5][0-9]\s*$"
 
 
 def scenario_schema() -> dict[str, Any]:
-    from simulator.scenario import Scenario
+    from simulator.scenario.format import Scenario
 
     schema: dict[str, Any] = Scenario.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

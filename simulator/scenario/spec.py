@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.limits import MAX_TOKENS, MAX_USD_PER_1M_TOKENS
+from simulator.scenario.limits import MAX_TOKENS, MAX_USD_PER_1M_TOKENS
 
 
 class Spec(BaseModel):

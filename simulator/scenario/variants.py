@@ -13,7 +13,7 @@ from typing import Any
 
 from simulator.errors import CapsimError
 from simulator.files import read_text
-from simulator.loader import parse_yaml
+from simulator.scenario.loader import parse_yaml
 
 
 def set_path(data: Any, path: str, value: Any, option: str = "--vary") -> Any:
@@ -82,8 +82,8 @@ def vary(scenario: Any, changes: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
     from simulator.errors import ScenarioError
-    from simulator.loader import format_validation_error
-    from simulator.scenario import Scenario
+    from simulator.scenario.format import Scenario
+    from simulator.scenario.loader import format_validation_error
 
     data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
     for path, value in changes.items():

@@ -9,15 +9,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from simulator.limits import (
+from simulator.scenario.limits import (
     MAX_CLUSTER_GPUS,
     MAX_REPLICAS,
     MAX_TOKENS,
     MAX_TOKENS_PER_S,
     MAX_USD_PER_GPU_HOUR,
 )
-from simulator.spec import Price, Spec, TokenCount
-from simulator.units import Duration
+from simulator.scenario.spec import Price, Spec, TokenCount
+from simulator.scenario.units import Duration
 
 
 class DeploymentSpec(Spec):
