@@ -71,7 +71,7 @@ def _scenario(arrivals: dict[str, object]) -> dict[str, object]:
 
 def _child(name: str, requests: int) -> dict[str, float]:
     from simulator import load_scenario, run
-    from simulator.traffic import workload_traffic
+    from simulator.traffic.draw import workload_traffic
 
     if name == "closed":
         # 1M requests: 64 clients, each request ~0.4 s + 1 token

@@ -751,8 +751,8 @@ def fit_command(
     log: Path, fmt: str, name: str, model: str, columns: str | None, time_unit: str, output: str
 ) -> None:
     """Fit arrival and token-length models to a usage LOG; print a scenario workload."""
-    from simulator.fit import fit_quality, fit_workload
-    from simulator.traces import CsvColumns, load_trace
+    from simulator.traffic.fit import fit_quality, fit_workload
+    from simulator.traffic.traces import CsvColumns, load_trace
 
     csv_columns = None
     if columns is not None:

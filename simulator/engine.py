@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulator.arrivals import Closed
 from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, DeploymentSummary
 from simulator.deployments.base import EngineContext
 from simulator.errors import RunTooLargeError
@@ -27,7 +26,8 @@ from simulator.records import Blocks, Outcome, Reason, Records
 from simulator.scenario.format import Scenario
 from simulator.scenario.limits import MAX_CLOSED_LOOP_REQUESTS as MAX_REQUESTS
 from simulator.streams import DEPLOYMENT, stream
-from simulator.traffic import TokenSampler, scenario_traffic
+from simulator.traffic.arrivals import Closed
+from simulator.traffic.draw import TokenSampler, scenario_traffic
 
 ProgressCallback = Callable[[float], None]
 _BULK_BLOCK = 1 << 20  # requests routed in bulk at a time

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.arrivals import Poisson
+from simulator.traffic.arrivals import Poisson
 from tests.stats_helpers import Z, batch_tolerance, cv
 
 

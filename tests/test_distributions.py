@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from simulator.distributions import TokenDist
+from simulator.traffic.distributions import TokenDist
 from tests.stats_helpers import batch_tolerance, cv, mean_tolerance
 from tests.strategies import token_distributions
 

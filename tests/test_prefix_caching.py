@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.traces import TRACE_BLOCK_TOKENS
+from simulator.traffic.traces import TRACE_BLOCK_TOKENS
 from tests.helpers import BASE, make_scenario, run_checked
 
 MOONCAKE = str(
@@ -61,7 +61,7 @@ def test_an_unbounded_cache_at_low_load_gives_the_trace_s_infinite_cache_hit_rat
     )
     result = run_checked(scenario)
     pool = result.report["deployments"][0]
-    from simulator.traffic import scenario_traffic
+    from simulator.traffic.draw import scenario_traffic
 
     traffic = scenario_traffic(scenario)[0]
     expected = _infinite_cache_hit_rate(traffic.blocks, traffic.input_tokens)

@@ -60,7 +60,7 @@ def test_workloads_whose_names_share_a_crc32_draw_different_traffic() -> None:
     the very same arrivals and lengths. Keyed by the name's SHA-256, they do not."""
     import zlib
 
-    from simulator.traffic import scenario_traffic
+    from simulator.traffic.draw import scenario_traffic
     from tests.helpers import BASE, make_scenario
 
     assert zlib.crc32(b"plumless") == zlib.crc32(b"buckeroo")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator.fit import fit_quality, fit_workload
-from simulator.traces import load_trace
+from simulator.traffic.fit import fit_quality, fit_workload
+from simulator.traffic.traces import load_trace
 from tests.helpers import BASE, make_scenario, run_checked, scenario_dict
 from tests.test_cli import capsim
 
@@ -162,7 +162,7 @@ def test_a_log_whose_utc_offset_changes_is_read_in_utc(tmp_path: Path) -> None:
     the wall clock, two minutes later in fact): times are put in UTC, not refused; a log
     mixing times with and without an offset is refused naming the line."""
     from simulator.errors import ScenarioError
-    from simulator.traces import CsvColumns
+    from simulator.traffic.traces import CsvColumns
 
     columns = CsvColumns(time_unit="datetime")
     path = tmp_path / "spend.csv"
@@ -295,7 +295,7 @@ def test_openai_usage_reads_batch_failures_the_responses_api_and_anthropic_resul
     results (result.message.usage) are read."""
     import json
 
-    from simulator.traces import load_trace
+    from simulator.traffic.traces import load_trace
 
     def chat(created: int, n_in: int, n_out: int) -> dict:
         body = {"created": created, "usage": {"prompt_tokens": n_in, "completion_tokens": n_out}}

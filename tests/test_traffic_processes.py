@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from simulator.arrivals import MMPP, ArrivalSpec, BatchJobs, Diurnal, Gamma
 from simulator.records import Outcome
+from simulator.traffic.arrivals import MMPP, ArrivalSpec, BatchJobs, Diurnal, Gamma
 from tests.helpers import BASE, make_scenario, run_checked
 from tests.stats_helpers import Z, batch_tolerance, cv
 

@@ -12,10 +12,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from simulator.arrivals import ArrivalSpec
-from simulator.arrivals.diurnal import parse_clock
 from simulator.catalog import PriceCatalog, bundled_catalog
-from simulator.distributions import TokenDist, TokenPairs
 from simulator.errors import ScenarioError
 from simulator.scenario.deployments import AnyDeploymentSpec
 from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
@@ -27,6 +24,9 @@ from simulator.serving.hardware import (
     find_architecture,
     find_gpu,
 )
+from simulator.traffic.arrivals import ArrivalSpec
+from simulator.traffic.arrivals.diurnal import parse_clock
+from simulator.traffic.distributions import TokenDist, TokenPairs
 
 _SLO_KEY = re.compile(r"^(ttft|tpot|e2e|queue)_p(50|90|95|99|99\.9)$")
 SLO_METRICS = ("ttft", "tpot", "e2e", "queue")

@@ -100,7 +100,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     overloaded on the model's own numbers (their `offered_load` over 1)."""
     from simulator.deployments.dedicated import spec_capacity
     from simulator.serving.performance import build_step_model
-    from simulator.traffic import scenario_traffic
+    from simulator.traffic.draw import scenario_traffic
 
     first = [w for w in scenario.workloads if w.route and w.route[0] == spec.name]
     if not first or any(w.arrivals.closed_loop for w in first):

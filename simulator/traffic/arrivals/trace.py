@@ -14,11 +14,11 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, model_validator
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.errors import ScenarioError
 from simulator.records import Blocks
 from simulator.scenario.spec import Spec
-from simulator.traces import CsvColumns, Trace, load_trace, mean_gap
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals
+from simulator.traffic.traces import CsvColumns, Trace, load_trace, mean_gap
 
 
 class TraceColumns(Spec):

@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals, thinned_poisson
 from simulator.scenario.units import Rate
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals, thinned_poisson
 
 DAY = 86400.0
 WEEK = 7 * DAY

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals
-from simulator.arrivals.closed import Closed
-from simulator.arrivals.diurnal import Diurnal
-from simulator.arrivals.jobs import BatchJobs
-from simulator.arrivals.mmpp import MMPP
-from simulator.arrivals.renewal import Gamma, Poisson
-from simulator.arrivals.trace import TraceReplay
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals
+from simulator.traffic.arrivals.closed import Closed
+from simulator.traffic.arrivals.diurnal import Diurnal
+from simulator.traffic.arrivals.jobs import BatchJobs
+from simulator.traffic.arrivals.mmpp import MMPP
+from simulator.traffic.arrivals.renewal import Gamma, Poisson
+from simulator.traffic.arrivals.trace import TraceReplay
 
 ArrivalSpec = Annotated[
     Poisson | Gamma | MMPP | Diurnal | BatchJobs | Closed | TraceReplay,

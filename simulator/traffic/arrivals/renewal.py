@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals, renewal_times
 from simulator.scenario.units import Rate
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals, renewal_times
 
 
 class Poisson(ArrivalProcess):

@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.scenario.units import Duration
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals
 
 ASSUMED_LATENCY_S = 1.0
 """Latency assumed only to estimate a closed workload's size before it runs."""

@@ -14,9 +14,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.scenario.spec import Spec
 from simulator.scenario.units import Duration, Rate
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals
 
 
 class MMPPState(Spec):

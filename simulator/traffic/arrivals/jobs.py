@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from simulator.arrivals.base import ArrivalProcess, Arrivals
 from simulator.scenario.units import Duration
+from simulator.traffic.arrivals.base import ArrivalProcess, Arrivals
 
 
 class BatchJobs(ArrivalProcess):

@@ -9,7 +9,7 @@ import numpy as np
 from simulator.records import Blocks
 from simulator.scenario.format import PrefixSpec, Scenario, Workload
 from simulator.streams import WORKLOAD, name_key, stream
-from simulator.traces import TRACE_BLOCK_TOKENS
+from simulator.traffic.traces import TRACE_BLOCK_TOKENS
 
 ARRIVALS, INPUT_TOKENS, OUTPUT_TOKENS, PREFIX = 0, 1, 2, 3
 

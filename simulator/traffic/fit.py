@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.arrivals import ArrivalProcess
 from simulator.scenario.format import Workload
-from simulator.traces import Trace
+from simulator.traffic.arrivals import ArrivalProcess
+from simulator.traffic.traces import Trace
 
 DAY = 86400.0
 
@@ -161,7 +161,7 @@ def fit_quality(trace: Trace, workload: dict[str, Any], seed: int = 0) -> dict[s
     """
     from scipy import stats as sps
 
-    from simulator.traffic import TokenSampler
+    from simulator.traffic.draw import TokenSampler
 
     spec = Workload.model_validate(workload)
     process: ArrivalProcess = spec.arrivals
