@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simulator.catalog import bundled_catalog, load_catalog_file
 from simulator.errors import CapsimError, RunTooLargeError
 from simulator.files import check_out_dir
 from simulator.render import console_for_tables, overload_warning, print_table, to_csv
@@ -25,6 +24,7 @@ from simulator.report import to_json
 from simulator.runner import run
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
+from simulator.serving.catalog import bundled_catalog, load_catalog_file
 
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
@@ -686,7 +686,7 @@ def prices_command(model: str | None, catalog: Path | None, fmt: str) -> None:
     cat = load_catalog_file(catalog) if catalog else bundled_catalog()
     entries = cat.search(model)
     if not entries:
-        from simulator.catalog import closest_ids
+        from simulator.serving.catalog import closest_ids
 
         near = closest_ids(cat, model or "")
         hint = f" Did you mean {' or '.join(near)}?" if near else ""

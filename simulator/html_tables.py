@@ -38,7 +38,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> str:
 def assumptions(report: dict[str, Any], scenario: Scenario) -> list[list[Any]]:
     """What the figures rest on: the run's settings, the software, the prices."""
     from simulator import __version__
-    from simulator.catalog import BUNDLED_SOURCE
+    from simulator.serving.catalog import BUNDLED_SOURCE
 
     rows: list[list[Any]] = [
         ["scenario", report["scenario"]],

@@ -89,7 +89,7 @@ def provenance(scenario: Any, deployments: list[dict[str, Any]]) -> dict[str, An
     """What the figures rest on beyond the scenario: the software, the price catalog, and
     where each GPU price came from (text only, so replications keep it as is)."""
     from simulator import __version__
-    from simulator.catalog import BUNDLED_SOURCE
+    from simulator.serving.catalog import BUNDLED_SOURCE
     from simulator.serving.hardware import find_gpu
 
     gpu_prices = {}

@@ -83,7 +83,7 @@ def test_overflow_to_a_second_provider_is_billed_at_its_price() -> None:
 
 def test_the_catalog_s_cached_input_price_reaches_the_model() -> None:
     from simulator import load_scenario
-    from simulator.catalog import bundled_catalog
+    from simulator.serving.catalog import bundled_catalog
 
     entry = next(e for e in bundled_catalog().entries.values() if e.cached_input_usd_per_1m)
     scenario = load_scenario(
@@ -103,8 +103,8 @@ def test_a_deprecated_catalog_id_warns_and_a_misspelt_one_gets_suggestions(
     import warnings
     from pathlib import Path
 
-    from simulator.catalog import parse_litellm
     from simulator.errors import DeprecatedModelWarning, ScenarioError
+    from simulator.serving.catalog import parse_litellm
     from tests.adversary import assert_refused, capsim_here
 
     entry = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,

@@ -562,7 +562,7 @@ def test_the_report_says_what_its_figures_rest_on() -> None:
     deployment's GPU price came from (the scenario's own, or the bundled dated one); kept
     as is over replications."""
     from simulator import __version__
-    from simulator.catalog import BUNDLED_SOURCE
+    from simulator.serving.catalog import BUNDLED_SOURCE
 
     workload = {**BASE["workloads"][0], "route": ["own", "bundled"]}
     deployments = [

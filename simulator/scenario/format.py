@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from simulator.catalog import PriceCatalog, bundled_catalog
 from simulator.errors import ScenarioError
 from simulator.scenario.deployments import AnyDeploymentSpec
 from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
 from simulator.scenario.units import DEFAULT_MONTH_S, Duration
+from simulator.serving.catalog import PriceCatalog, bundled_catalog
 from simulator.serving.hardware import (
     Architecture,
     architecture_names,
@@ -137,7 +137,7 @@ class ModelSpec(Spec):
         if entry is None:
             if self.price is not None:
                 return self
-            from simulator.catalog import closest_ids
+            from simulator.serving.catalog import closest_ids
 
             near = closest_ids(catalog, self.id)
             hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""

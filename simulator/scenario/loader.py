@@ -12,11 +12,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from simulator.catalog import load_catalog_file
 from simulator.errors import ScenarioError
 from simulator.files import MAX_TEXT_BYTES, read_text
 from simulator.scenario.format import Scenario
 from simulator.scenario.units import DEFAULT_MONTH_S, parse_duration
+from simulator.serving.catalog import load_catalog_file
 
 MAX_FILE_BYTES = MAX_TEXT_BYTES
 MAX_EXPANDED_NODES = 2_000_000
