@@ -19,8 +19,8 @@ from rich.table import Table
 
 from simulator.errors import CapsimError, RunTooLargeError
 from simulator.files import check_out_dir
-from simulator.render import console_for_tables, overload_warning, print_table, to_csv
-from simulator.report import to_json
+from simulator.report.build import to_json
+from simulator.report.tables import console_for_tables, overload_warning, print_table, to_csv
 from simulator.runner import run
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
@@ -247,7 +247,7 @@ def run_command(
             if d.get("overloaded"):
                 _warn(overload_warning(d, result.report["horizon_s"]))
     if out is not None:
-        from simulator.html_report import write_run_outputs
+        from simulator.report.html import write_run_outputs
 
         for path in write_run_outputs(result, out):
             click.echo(f"wrote {path}", err=True)
@@ -429,7 +429,7 @@ def plan_command(
         else:
             answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
     if out is not None:
-        from simulator.html_report import write_plan_outputs
+        from simulator.report.html import write_plan_outputs
 
         for path in write_plan_outputs(answer, out):
             click.echo(f"wrote {path}", err=True)
@@ -510,7 +510,7 @@ def forecast_table(f: dict[str, Any]) -> Table:
     """Month by month: traffic, the fleet needed, and the cost of the strategies that
     matter (serverless, the recommendation, the reservation sized for month 1 and for the
     last month, on-demand)."""
-    from simulator.html_tables import forecast_shown
+    from simulator.report.html_tables import forecast_shown
 
     strategies = {s["name"]: s for s in f["strategies"]}
     rows = f["rows"]
@@ -594,7 +594,7 @@ def sweep_command(
 
 
 def _show_sweep(rows: list[dict[str, Any]], fmt: str) -> None:
-    from simulator.report import TOTAL_KEYS as TOTALS
+    from simulator.report.build import TOTAL_KEYS as TOTALS
 
     if fmt == "json":
         click.echo(to_json(rows))

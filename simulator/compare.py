@@ -11,7 +11,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from simulator.render import fmt_seconds, fmt_share, fmt_usd
+from simulator.report.tables import fmt_seconds, fmt_share, fmt_usd
 from simulator.runner import run
 from simulator.scenario.format import Scenario
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.engine import RunResult, simulate
 from simulator.errors import RunTooLargeError
-from simulator.report import build_report, combine_reports
+from simulator.report.build import build_report, combine_reports
 from simulator.scenario.format import Scenario
 from simulator.scenario.limits import MAX_TIMER_TICKS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import CapsimError
-from simulator.report import TOTAL_KEYS as TOTALS
+from simulator.report.build import TOTAL_KEYS as TOTALS
 from simulator.scenario.variants import set_path
 
 

@@ -920,7 +920,7 @@ def test_outputs_are_written_whole_or_not_at_all(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(files, "write_text_atomic", interrupted)
-    import simulator.html_report as html_report
+    import simulator.report.html as html_report
 
     monkeypatch.setattr(html_report, "write_text_atomic", interrupted)
     changed = set_at(BASE, ("seed",), 2)

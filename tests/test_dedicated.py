@@ -614,7 +614,7 @@ def test_a_pool_within_its_capacity_is_not_overloaded(rate: float) -> None:
 def test_overload_shows_in_every_format(tmp_path: Path) -> None:
     import yaml
 
-    from simulator.report import combine_reports
+    from simulator.report.build import combine_reports
 
     scenario = _overload_scenario(12.0, horizon=120)
     path = tmp_path / "over.yaml"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from simulator.metrics import time_average_in_system
 from simulator.records import Outcome
+from simulator.report.metrics import time_average_in_system
 from tests.helpers import BASE, make_scenario, run_checked
 
 RATE = 2.0  # arrivals per second

@@ -3,7 +3,7 @@
 import numpy as np
 
 from simulator import run
-from simulator.report import to_json
+from simulator.report.build import to_json
 from tests.helpers import BASE, make_scenario
 
 WORKLOADS = [

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from simulator.metrics import quantile_with_misses
+from simulator.report.metrics import quantile_with_misses
 from tests.helpers import BASE, make_scenario, run_checked
 
 

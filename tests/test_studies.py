@@ -541,7 +541,7 @@ def test_parquet_records_carry_the_provenance_in_their_schema(tmp_path: Path) ->
 def test_the_dedicated_line_of_the_volume_chart_stops_at_the_fleets_capacity() -> None:
     """The fleet's capacity a month: mean replicas x one replica's modeled output tokens/s x
     (input + output) / output x month; a deployment that served nothing adds nothing."""
-    from simulator.html_report import fleet_capacity_tokens
+    from simulator.report.html import fleet_capacity_tokens
 
     report = {
         "deployments": [

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from simulator import load_scenario, run
-from simulator.report import TOTAL_KEYS as TOTALS
+from simulator.report.build import TOTAL_KEYS as TOTALS
 from simulator.sweep import grid_points, sweep
 from tests.helpers import scenario_dict
 from tests.test_cli import capsim

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from simulator.files import write_atomic, write_text_atomic
-from simulator.html_tables import plan_table, report_sections
 from simulator.records import Outcome
-from simulator.render import overload_warning
-from simulator.report import to_json
+from simulator.report.build import to_json
+from simulator.report.html_tables import plan_table, report_sections
+from simulator.report.tables import overload_warning
 from simulator.runner import Result
 
 
@@ -268,7 +268,7 @@ def search_plot(plan: dict[str, Any]) -> str:
 def forecast_plot(f: dict[str, Any]) -> str:
     """A forecast: each strategy's monthly cost, and the fleet needed against the fleet
     reserved, with the month the recommendation breaks even."""
-    from simulator.html_tables import forecast_shown
+    from simulator.report.html_tables import forecast_shown
 
     plt = _plt()
     fig, (cost, fleet) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -447,7 +447,7 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
     }  # fmt: skip
     sections = plan_table(summary)
     if forecast is not None:
-        from simulator.html_tables import forecast_table
+        from simulator.report.html_tables import forecast_table
 
         sections = forecast_table(forecast) + "\n" + sections
     if result is not None:  # the chosen fleet's report, as a run's

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from simulator.engine import RunResult
-from simulator.metrics import (
+from simulator.records import Outcome
+from simulator.report.metrics import (
     cost_figures,
     deployment_rows,
     grouped_rows,
     unattributed_row,
     workload_rows,
 )
-from simulator.records import Outcome
 
 UNTAGGED = "(untagged)"
 TOTAL_KEYS = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from simulator.render import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
+from simulator.report.tables import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
 from simulator.scenario.format import Scenario
 
 

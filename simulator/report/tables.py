@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from simulator.report import TOTAL_KEYS
+from simulator.report.build import TOTAL_KEYS
 
 
 def fmt_seconds(value: float | None) -> str:
