@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator.runner import run
 from simulator.scenario.loader import load_scenario
+from simulator.studies.run import run
 
 OPT_13B = {
     "params_b": 12.85,

@@ -12,10 +12,10 @@ The public API: load a scenario, run it, read the result.
 from importlib.metadata import PackageNotFoundError, version
 
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
-from simulator.runner import Result, run
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.variants import vary
+from simulator.studies.run import Result, run
 
 try:
     __version__ = version("capsim")

@@ -21,10 +21,10 @@ from simulator.errors import CapsimError, RunTooLargeError
 from simulator.files import check_out_dir
 from simulator.report.build import to_json
 from simulator.report.tables import console_for_tables, overload_warning, print_table, to_csv
-from simulator.runner import run
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
 from simulator.serving.catalog import bundled_catalog, load_catalog_file
+from simulator.studies.run import run
 
 EXIT_USAGE = 2
 PROGRESS_MIN_REQUESTS = 200_000
@@ -292,9 +292,9 @@ def compare_command(
     quiet: bool,
 ) -> None:
     """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
-    from simulator.compare import Variant, compare, comparison_csv, comparison_table
     from simulator.scenario.loader import read_scenario_data, scenario_from_data
     from simulator.scenario.variants import parse_values, set_path
+    from simulator.studies.compare import Variant, compare, comparison_csv, comparison_table
 
     variants: list[Variant] = []
     if vary is not None:
@@ -573,7 +573,7 @@ def sweep_command(
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
     from simulator.scenario.loader import parse_yaml, read_scenario_data
-    from simulator.sweep import grid_points, sweep
+    from simulator.studies.sweep import grid_points, sweep
 
     if workers is not None and dask_address is not None:
         raise CapsimError("give --workers or --dask, not both")

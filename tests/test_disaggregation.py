@@ -174,8 +174,8 @@ def test_plan_sizes_both_sides_in_their_ratio_and_its_answer_holds() -> None:
     """`plan` scales the prefill replicas with the decode replicas (1 to 2, rounded up):
     the size it picks meets the TTFT and TPOT targets, one decode replica fewer (and its
     prefill side) does not."""
-    from simulator.runner import run
     from simulator.studies.plan import _variant, plan, slo_met
+    from simulator.studies.run import run
 
     spec = _pd()
     assert spec["replicas"] == 2 and spec["disaggregation"]["prefill_replicas"] == 1

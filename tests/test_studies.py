@@ -173,7 +173,7 @@ def test_compare_aligns_scenarios_with_different_deployments_by_name() -> None:
     that has none (rows were taken by position from the first file: the second file's
     first pool showed under the first file's pool name, and a file with fewer deployments
     raised IndexError)."""
-    from simulator.compare import comparison_rows
+    from simulator.studies.compare import comparison_rows
 
     one = make_scenario(
         horizon="5m",

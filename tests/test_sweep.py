@@ -10,7 +10,7 @@ import yaml
 
 from simulator import load_scenario, run
 from simulator.report.build import TOTAL_KEYS as TOTALS
-from simulator.sweep import grid_points, sweep
+from simulator.studies.sweep import grid_points, sweep
 from tests.helpers import scenario_dict
 from tests.test_cli import capsim
 
@@ -152,7 +152,7 @@ def test_a_relative_scenario_with_a_trace_runs_on_a_worker_elsewhere(
     """A Dask worker has its own working directory: the scenario's folder travels as an
     absolute path, so the trace it names relative to itself is found there too."""
     from simulator.scenario.loader import read_scenario_data
-    from simulator.sweep import run_point, shipped
+    from simulator.studies.sweep import run_point, shipped
 
     folder = tmp_path / "project"
     (folder / "traces").mkdir(parents=True)

@@ -16,7 +16,7 @@ from simulator.records import Outcome
 from simulator.report.build import to_json
 from simulator.report.html_tables import plan_table, report_sections
 from simulator.report.tables import overload_warning
-from simulator.runner import Result
+from simulator.studies.run import Result
 
 
 def _figure_svg(fig: Any) -> str:

@@ -1,2 +1,3 @@
-"""Studies built on runs: plans of a reservation, forecasts, probes of one replica (more to
-move here: compare, sweep)."""
+"""Studies: what is built from runs. One run or its replications (`run`), scenarios side by
+side (`compare`), parameter grids (`sweep`), the cheapest fleet (`plan`), the year ahead
+(`forecast`) and one replica's figures (`probe`)."""

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.runner import run
 from simulator.scenario.format import ArchitectureSpec
 from simulator.scenario.loader import load_scenario
 from simulator.serving.performance import StepModel, build_step_model, decode_time
+from simulator.studies.run import run
 
 
 @dataclass(frozen=True)

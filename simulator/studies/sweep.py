@@ -44,8 +44,8 @@ def run_point(
     data: dict[str, Any], base_dir: str, source: str, point: dict[str, Any]
 ) -> dict[str, Any]:
     """One run of the sweep: never raises, a failure is its row's status."""
-    from simulator.runner import run
     from simulator.scenario.loader import scenario_from_data
+    from simulator.studies.run import run
 
     row: dict[str, Any] = dict(point)
     try:

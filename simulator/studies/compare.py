@@ -12,8 +12,8 @@ from rich import box
 from rich.table import Table
 
 from simulator.report.tables import fmt_seconds, fmt_share, fmt_usd
-from simulator.runner import run
 from simulator.scenario.format import Scenario
+from simulator.studies.run import run
 
 
 @dataclass(frozen=True)
