@@ -9,18 +9,12 @@ The public API: load a scenario, run it, read the result.
     >>> busier = simulator.vary(scenario, {"workloads.chat.arrivals.rate": "4000000/month"})
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.variants import vary
 from simulator.studies.run import Result, run
-
-try:
-    __version__ = version("capsim")
-except PackageNotFoundError:  # a source tree that was not installed
-    __version__ = "0+unknown"
+from simulator.version import __version__
 
 __all__ = [
     "CapsimError",

@@ -18,6 +18,9 @@ from simulator.report.metrics import (
     unattributed_row,
     workload_rows,
 )
+from simulator.serving.catalog import BUNDLED_SOURCE
+from simulator.serving.hardware import find_gpu
+from simulator.version import __version__
 
 UNTAGGED = "(untagged)"
 TOTAL_KEYS = (
@@ -88,9 +91,6 @@ def build_report(result: RunResult) -> dict[str, Any]:
 def provenance(scenario: Any, deployments: list[dict[str, Any]]) -> dict[str, Any]:
     """What the figures rest on beyond the scenario: the software, the price catalog, and
     where each GPU price came from (text only, so replications keep it as is)."""
-    from simulator import __version__
-    from simulator.serving.catalog import BUNDLED_SOURCE
-    from simulator.serving.hardware import find_gpu
 
     gpu_prices = {}
     for d in deployments:

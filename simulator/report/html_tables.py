@@ -8,6 +8,8 @@ from typing import Any
 
 from simulator.report.tables import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
 from simulator.scenario.format import Scenario
+from simulator.serving.catalog import BUNDLED_SOURCE
+from simulator.version import __version__
 
 
 def _ci(row: dict[str, Any], key: str, fmt: Any) -> str:
@@ -37,8 +39,6 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> str:
 
 def assumptions(report: dict[str, Any], scenario: Scenario) -> list[list[Any]]:
     """What the figures rest on: the run's settings, the software, the prices."""
-    from simulator import __version__
-    from simulator.serving.catalog import BUNDLED_SOURCE
 
     rows: list[list[Any]] = [
         ["scenario", report["scenario"]],
