@@ -16,9 +16,9 @@ from simulator.errors import ScenarioError
 from simulator.scenario.deployments import AnyDeploymentSpec
 from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
 from simulator.scenario.units import DEFAULT_MONTH_S, Duration
+from simulator.serving.architecture import Architecture
 from simulator.serving.catalog import PriceCatalog, bundled_catalog
 from simulator.serving.hardware import (
-    Architecture,
     architecture_names,
     config_architecture,
     find_architecture,

@@ -8,6 +8,12 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
+
+from simulator.errors import ScenarioError
+from simulator.files import parse_json, read_text
+from simulator.serving.architecture import Architecture
+from simulator.serving.hf_config import architecture_from_config
 
 BYTES_PER_WEIGHT = {"bf16": 2.0, "fp8": 1.0, "fp4": 0.5}
 
@@ -25,38 +31,6 @@ class GPU:
     usd_per_gpu_hour: float | None
     price_date: str | None
     price_source: str
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What the roofline needs of a model: parameters, layers, attention shape, KV size."""
-
-    name: str
-    total_params_b: float
-    active_params_b: float
-    layers: int
-    hidden: int
-    attn_heads: int
-    kv_heads: int
-    head_dim: int
-    kv_bytes_per_token_bf16: float
-    experts: int = 0
-    experts_per_token: int = 0
-    vocab: int = 0  # the output head's rows (0: not known)
-
-    @property
-    def expert_params_b(self) -> float:
-        """Parameters of one routed expert (all layers), from total and active counts."""
-        if self.experts <= self.experts_per_token:
-            return 0.0
-        return (self.total_params_b - self.active_params_b) / (
-            self.experts - self.experts_per_token
-        )
-
-    @property
-    def shared_params_b(self) -> float:
-        """Parameters every token uses (attention, embeddings, dense and shared experts)."""
-        return self.active_params_b - self.experts_per_token * self.expert_params_b
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -125,8 +99,6 @@ def architecture_catalog() -> dict[str, Architecture]:
         for name in [row["model"], *row["aliases"].split("|")]:
             if name:
                 catalog[_key(name)] = arch
-    from simulator.serving.hf_config import architecture_from_config
-
     for row in _rows("model_configs.csv"):  # counted from bundled Hugging Face configs
         text = resources.files("simulator.data").joinpath(row["config"]).read_text("utf-8")
         arch = architecture_from_config(json.loads(text), row["model"])
@@ -146,12 +118,6 @@ def find_architecture(name: str) -> Architecture | None:
 
 def config_architecture(path: str) -> Architecture:
     """The architecture of a Hugging Face config.json file (ValueError naming the file)."""
-    from pathlib import Path
-
-    from simulator.errors import ScenarioError
-    from simulator.files import parse_json, read_text
-    from simulator.serving.hf_config import architecture_from_config
-
     try:
         data = parse_json(read_text(Path(path), "model config"), path)
         return architecture_from_config(data, Path(path).parent.name or Path(path).stem)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.serving.hardware import Architecture
+from simulator.serving.architecture import Architecture
 
 
 def _int(config: dict[str, Any], *keys: str, default: int | None = None) -> int:

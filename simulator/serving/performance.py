@@ -23,10 +23,10 @@ from simulator.scenario.deployments import (
     ServingSpec,
     TablePerformanceSpec,
 )
+from simulator.serving.architecture import Architecture
 from simulator.serving.hardware import (
     BYTES_PER_WEIGHT,
     GPU,
-    Architecture,
     find_architecture,
     find_gpu,
 )
