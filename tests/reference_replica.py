@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from simulator.serving.performance import StepModel, fused_time
+from simulator.serving.step import StepModel, fused_time
 
 
 def simulate_steps(

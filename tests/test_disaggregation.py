@@ -11,7 +11,8 @@ import pytest
 
 from simulator import ScenarioError
 from simulator.serving.hardware import find_architecture
-from simulator.serving.performance import build_step_model, decode_time
+from simulator.serving.performance import build_step_model
+from simulator.serving.step import decode_time
 from tests.helpers import BASE, make_scenario, run_checked
 
 FIXED_100 = {"dist": "fixed", "value": 100}

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from simulator import ScenarioError
 from simulator.scenario.deployments import DedicatedSpec, RooflineSpec
 from simulator.serving.hardware import find_architecture
-from simulator.serving.performance import (
-    DEFAULT_MFU,
+from simulator.serving.performance import DEFAULT_MFU, build_step_model
+from simulator.serving.performance_table import fit_table
+from simulator.serving.step import (
     FixedModel,
     LinearModel,
-    build_step_model,
     decode_time,
     envelope,
     first_boundary,
@@ -26,7 +26,6 @@ from simulator.serving.performance import (
     next_boundary,
     steps_within,
 )
-from simulator.serving.performance_table import fit_table
 
 
 def _roofline(

@@ -227,7 +227,7 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     """vLLM's `bench latency` experiment through the engine equals its steps added up by
     hand: one step prefilling every prompt (and giving each its first token), then n_out - 1
     decode steps of the whole batch, the k-th at batch x (prompt + k) tokens of context."""
-    from simulator.serving.performance import fused_step
+    from simulator.serving.step import fused_step
     from simulator.studies.probe import _replica, _step_model, batch_latency
 
     replica = _replica("H100-SXM", 1, "fp8", batch, None, False, None, "reserve", "fused")

@@ -21,7 +21,8 @@ from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
 from simulator.scenario.deployments import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.scenario.format import Scenario
 from simulator.serving.hardware import find_gpu
-from simulator.serving.performance import StepModel, build_step_model, decode_time, fused_time
+from simulator.serving.performance import build_step_model
+from simulator.serving.step import StepModel, decode_time, fused_time
 
 
 def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bool:

@@ -43,13 +43,7 @@ import simpy
 from simpy.events import NORMAL
 
 from simulator.records import Outcome
-from simulator.serving.performance import (
-    envelope,
-    envelope_sum,
-    first_boundary,
-    fused_step,
-    next_boundary,
-)
+from simulator.serving.step import envelope, envelope_sum, first_boundary, fused_step, next_boundary
 
 if TYPE_CHECKING:
     from simulator.deployments.dedicated import ServingPool

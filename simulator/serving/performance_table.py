@@ -32,7 +32,7 @@ import numpy as np
 
 from simulator.errors import ScenarioError
 from simulator.files import parse_json, read_text
-from simulator.serving.performance import LinearModel
+from simulator.serving.step import LinearModel
 
 
 def _lstsq(columns: list[np.ndarray], target: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any
 
 from simulator.scenario.format import ArchitectureSpec
 from simulator.scenario.loader import load_scenario
-from simulator.serving.performance import StepModel, build_step_model, decode_time
+from simulator.serving.performance import build_step_model
+from simulator.serving.step import StepModel, decode_time
 from simulator.studies.run import run
 
 
