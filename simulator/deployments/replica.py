@@ -37,16 +37,22 @@ import heapq
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-from simulator.records import Outcome
-from simulator.serving.step import envelope, envelope_sum, first_boundary, fused_step, next_boundary
-
-if TYPE_CHECKING:
-    from simulator.deployments.dedicated import ServingPool
+from simulator.records import Blocks, Outcome, Records
+from simulator.scenario.deployments import ServingSpec
+from simulator.serving.step import (
+    StepModel,
+    envelope,
+    envelope_sum,
+    first_boundary,
+    fused_step,
+    next_boundary,
+)
 
 # what the replica is doing until its wake-up; REACHING: between a run's end and the next
 # plan (not to be reached again, nor assigned to, meanwhile)
@@ -69,10 +75,44 @@ class _Wake(simpy.Event):
         env.schedule(self, NORMAL, delay if delay > 0 else 0.0)
 
 
+class PoolState(Protocol):
+    """What a replica reads and calls of the pool it serves in (`ServingPool` and its
+    prefill stage): declared here, so the replica needs no import of the pool's module."""
+
+    env: simpy.Environment
+    spec: ServingSpec
+    step_model: StepModel
+    records: Records
+    queue: deque[Entry]
+    active: list[Replica]
+    preempted: set[int]
+    preemptions: int
+    queue_area: float
+    lazy: bool
+    blocks: Blocks | None
+    block_tokens: np.ndarray | None
+    prompt_tokens: int
+    cached_tokens: int
+    decode_only: bool
+    group_token_cap: int | None
+
+    def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
+        """Requests `done` finished at `now`."""
+        ...
+
+    def dispatch_queue(self, now: float, skip: Replica | None = None) -> None:
+        """Offer the waiting requests to the replicas with room."""
+        ...
+
+    def retired(self, replica: Replica, now: float) -> None:
+        """`replica` finished its last request after it stopped accepting."""
+        ...
+
+
 class Replica:
     """A continuous-batching server; its state lives only for the run."""
 
-    def __init__(self, pool: ServingPool, index: int) -> None:
+    def __init__(self, pool: PoolState, index: int) -> None:
         self.pool = pool
         self.index = index
         self.env = pool.env
