@@ -1169,7 +1169,7 @@ def test_a_signal_stops_a_run_cleanly(tmp_path: Path, sig: str, code: int) -> No
 def test_gpu_price_csv_is_read_or_refused(tmp_path: Path, header: str, body: str) -> None:
     """`plan --gpu-prices FILE.csv` on hostile text: prices of known GPUs within bounds, or a
     CapsimError naming the file; never another exception."""
-    from simulator.cli import _gpu_prices
+    from simulator.cli.plan import _gpu_prices
     from simulator.errors import CapsimError
     from simulator.serving.hardware import find_gpu
 

@@ -307,7 +307,7 @@ def test_fail_on_slo_gates_ci_on_the_slos() -> None:
 
 
 def test_no_color_leaves_messages_plain(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulator.cli import _style
+    from simulator.cli.app import _style
 
     assert _style("x", fg="red") != "x"
     monkeypatch.setenv("NO_COLOR", "1")

@@ -1,0 +1,73 @@
+"""`capsim compare`: the same report side by side across scenarios or traffic profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from simulator.cli.app import _naming, _progress, force_option, quiet_option
+from simulator.errors import CapsimError
+from simulator.report.build import to_json
+from simulator.report.tables import console_for_tables
+from simulator.scenario.loader import load_scenario
+
+
+@click.command("compare")
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--vary",
+    "vary",
+    help="PATH=VALUES: one scenario, a variant per value "
+    "(VALUES: 1,2,4 or a YAML list or @file.yaml)",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--seed", type=click.IntRange(min=0), help="the same seed for every variant")
+@click.option("--replications", type=click.IntRange(1, 1000))
+@force_option
+@quiet_option
+def compare_command(
+    scenarios: tuple[Path, ...],
+    vary: str | None,
+    fmt: str,
+    seed: int | None,
+    replications: int | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
+    from simulator.scenario.loader import read_scenario_data, scenario_from_data
+    from simulator.scenario.variants import parse_values, set_path
+    from simulator.studies.compare import Variant, compare, comparison_csv, comparison_table
+
+    variants: list[Variant] = []
+    if vary is not None:
+        if len(scenarios) != 1:
+            raise CapsimError("--vary takes exactly one scenario")
+        if "=" not in vary:
+            raise CapsimError(f"--vary: expected PATH=VALUES, got {vary!r}")
+        path, values = vary.split("=", 1)
+        data, source, base_dir = read_scenario_data(scenarios[0])
+        for label, value in parse_values(values, base_dir):
+            variant = set_path(data, path.strip(), value)
+            spec = scenario_from_data(variant, f"{source} with {path}={label}", base_dir)
+            variants.append(Variant(label, spec))
+    else:
+        if len(scenarios) < 2:
+            raise CapsimError("give two or more scenarios, or one with --vary PATH=VALUES")
+        variants = [Variant(p.stem, load_scenario(p)) for p in scenarios]
+    named = scenarios[0] if len(scenarios) == 1 else None
+    with _progress(not quiet, "comparing") as progress, _naming(named):
+        results = compare(variants, replications, seed, progress, force)
+    if fmt == "json":
+        click.echo(to_json({"variants": results}))
+    elif fmt == "csv":
+        click.echo(comparison_csv(results), nl=False)
+    else:
+        console_for_tables().print(comparison_table(results))
