@@ -10,10 +10,11 @@ The public API: load a scenario, run it, read the result.
 """
 
 from simulator.errors import CapsimError, RunTooLargeError, ScenarioError
+from simulator.report.result import Result
 from simulator.scenario.format import Scenario
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.variants import vary
-from simulator.studies.run import Result, run
+from simulator.studies.run import run
 from simulator.version import __version__
 
 __all__ = [

@@ -15,8 +15,8 @@ from simulator.files import write_atomic, write_text_atomic
 from simulator.records import Outcome
 from simulator.report.build import to_json
 from simulator.report.html_tables import plan_table, report_sections
+from simulator.report.result import Result
 from simulator.report.tables import overload_warning
-from simulator.studies.run import Result
 
 
 def _figure_svg(fig: Any) -> str:

@@ -12,9 +12,10 @@ import numpy as np
 
 from simulator.engine import RunResult, simulate
 from simulator.errors import CapsimError
+from simulator.report.result import Result
 from simulator.scenario.deployments import AnyDeploymentSpec, DedicatedSpec
 from simulator.scenario.format import Scenario
-from simulator.studies.run import Result, check_size, result_of, simulate_replications
+from simulator.studies.run import check_size, result_of, simulate_replications
 
 
 @dataclass

@@ -3,55 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from simulator.engine import RunResult, simulate
 from simulator.errors import RunTooLargeError
 from simulator.report.build import build_report, combine_reports
+from simulator.report.result import Result
 from simulator.scenario.format import Scenario
 from simulator.scenario.limits import MAX_TIMER_TICKS
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 MAX_REQUESTS = 30_000_000
 """Requests per run beyond which a run is refused unless forced (about 60 B of records each)."""
 REQUESTS_PER_SECOND = 200_000
 """Rough engine speed (mixed runs, benchmarks/bench_scale.py), only for the estimate in the
 refusal message."""
-
-
-@dataclass
-class Result:
-    """A run or replicated study: the report (dict) and each replication's raw results."""
-
-    scenario: Scenario
-    report: dict[str, Any]
-    runs: list[RunResult] = field(repr=False)
-
-    @property
-    def records(self) -> pd.DataFrame:
-        """Per-request records of the first replication, as a DataFrame."""
-        return self._frame(0)
-
-    @property
-    def all_records(self) -> pd.DataFrame:
-        """Per-request records of every replication, one after the other (`replication`)."""
-        import pandas as pd
-
-        return pd.concat([self._frame(k) for k in range(len(self.runs))], ignore_index=True)
-
-    def _frame(self, k: int) -> pd.DataFrame:
-        run = self.runs[k]
-        workloads = self.scenario.workloads
-        return run.records.to_frame(
-            [w.name for w in workloads],
-            run.deployment_names,
-            [w.model for w in workloads],
-            [dict(w.tags) for w in workloads],
-            run.replication,
-        )
 
 
 def check_size(scenario: Scenario, replications: int, force: bool = False) -> None:
