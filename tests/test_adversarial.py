@@ -312,6 +312,10 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("unknown architecture", ("models", "m", "architecture"), {"like": "gpt-9"}, "gpt-9"),
     ("SLO key unknown", (*W, "slo"), {"ttft_p100": "1s"}, "ttft_p100"),
     ("SLO target inf", (*W, "slo"), {"ttft_p95": math.inf}, "ttft_p95"),
+    ("availability over 100%", (*W, "slo"), {"availability": "100.5%"}, "availability"),
+    ("availability a boolean", (*W, "slo"), {"availability": True}, "availability"),
+    ("availability NaN", (*W, "slo"), {"availability": math.nan}, "availability"),
+    ("availability a mapping", (*W, "slo"), {"availability": {"p": 1}}, "availability"),
     ("deeply nested tags", (*W, "tags"), {"deep": nested(120)}, "nested"),
     ("deeply nested arrivals", (*W, "arrivals"), nested(150), "nested"),
     # runaway work, refused up front (or as soon as it shows)

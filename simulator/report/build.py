@@ -133,6 +133,7 @@ _NOT_AVERAGED = {
     "warmup_s",
     "replications",
     "target_s",
+    "target",
     "quantile",
 }
 
@@ -149,6 +150,9 @@ def _combine(values: list[Any], key: str | None) -> tuple[Any, list[float] | Non
         if isinstance(first.get("met"), bool) and merged.get("observed_s") is not None:
             merged["met_share"] = merged["met"]
             merged["met"] = bool(merged["observed_s"] <= merged["target_s"])
+        elif isinstance(first.get("met"), bool) and merged.get("observed") is not None:
+            merged["met_share"] = merged["met"]  # availability: the mean share against it
+            merged["met"] = bool(merged["observed"] >= merged["target"])
         if isinstance(first.get("overloaded"), bool):  # overloaded in any replication
             merged["overloaded_share"] = merged["overloaded"]
             merged["overloaded"] = bool(merged["overloaded"] > 0)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from simulator.report.tables import fmt_count, fmt_hours, fmt_seconds, fmt_share, fmt_usd
+from simulator.report.tables import (
+    fmt_count,
+    fmt_hours,
+    fmt_seconds,
+    fmt_share,
+    fmt_usd,
+    slo_figures,
+)
 from simulator.scenario.format import Scenario
 from simulator.serving.catalog import BUNDLED_SOURCE
 from simulator.version import __version__
@@ -50,6 +57,8 @@ def assumptions(report: dict[str, Any], scenario: Scenario) -> list[list[Any]]:
         ["capsim version", __version__],
         ["serverless price catalog", scenario.catalog or BUNDLED_SOURCE],
     ]
+    for w in scenario.workloads:  # as simulated (a plan's report may cut the routes)
+        rows.append([f"{w.name}: route simulated", " -> ".join(w.route)])
     for d in report["deployments"]:
         if d.get("gpu"):
             rows.append(
@@ -101,8 +110,7 @@ def report_sections(report: dict[str, Any], scenario: Scenario) -> str:
             mark = "-" if met is None else (("yes", "ok") if met else ("NO", "bad"))
             slos.append(
                 [
-                    w["name"], s["key"], fmt_seconds(s["target_s"]), fmt_seconds(s["observed_s"]),
-                    fmt_share(s["attainment"]), mark,
+                    w["name"], s["key"], *slo_figures(s), fmt_share(s["attainment"]), mark,
                 ]
             )  # fmt: skip
     parts.append(
@@ -158,15 +166,46 @@ def report_sections(report: dict[str, Any], scenario: Scenario) -> str:
     return "\n".join(parts)
 
 
+def _tokens_a_month(value: float) -> str:
+    return f"{value / 1e9:,.2f}B" if value >= 1e9 else f"{value / 1e6:,.1f}M"
+
+
+# a plan's figures as the terminal shows them: a label with its unit, and a format
+_PLAN_FIGURES: dict[str, tuple[str, Any]] = {
+    "scenario": ("scenario", str),
+    "deployment": ("deployment sized", str),
+    "gpu": ("GPU", str),
+    "gpus_per_replica": ("GPUs a replica", str),
+    "price_per_gpu_hour": ("price per GPU-hour", lambda v: fmt_usd(v, True)),
+    "replications": ("replications a size", str),
+    "replicas": ("replicas reserved", str),
+    "monthly_cost_usd": ("monthly cost", fmt_usd),
+    "slo_met": ("meets every SLO", lambda v: "yes" if v else "no"),
+    "refused_monthly": ("requests refused a month", lambda v: f"{v:,.0f}"),
+    "refused_share": ("share refused", lambda v: f"{v:.2%}"),
+    "serverless_monthly_cost_usd": ("the same traffic on serverless, a month", fmt_usd),
+    "batch_monthly_cost_usd": ("the same traffic on batch, a month", fmt_usd),
+    "monthly_tokens": ("tokens a month", _tokens_a_month),
+    "simulated_route": ("route simulated in the report below", str),
+}
+
+
 def plan_table(summary: dict[str, Any]) -> str:
-    """A plan's answer as a table of its figures."""
+    """A plan's answer as a table of its figures, labelled and formatted as the terminal's."""
     rows = []
     for key, value in summary.items():
-        if isinstance(value, float):
+        label, fmt = _PLAN_FIGURES.get(key, (key.replace("_", " "), str))
+        if value is None:
+            shown = "-"
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif key in _PLAN_FIGURES:
+            shown = fmt(value)
+        elif isinstance(value, float):
             shown = fmt_usd(value) if key.endswith("usd") else f"{value:,.4g}"
         else:
-            shown = "-" if value is None else str(value)
-        rows.append([key.replace("_", " "), shown])
+            shown = str(value)
+        rows.append([label, shown])
     return _table("Plan", ["figure", "value"], rows)
 
 

@@ -106,6 +106,25 @@ def slo_entry(target: SLOTarget, values: np.ndarray, rejected: int) -> dict[str,
     return entry
 
 
+def availability_entry(target: float, completed: int, rejected: int) -> dict[str, Any]:
+    """The availability SLO: the share of the requests that arrived (after the warm-up) that
+    completed, against `target`. A refused request (no capacity, too long, lost) counts
+    against it; `met` when the observed share is at least the target."""
+    arrived = completed + rejected
+    observed = completed / arrived if arrived else None
+    return {
+        "key": "availability",
+        "metric": "availability",
+        "quantile": None,
+        "target": target,
+        "observed": observed,
+        "attainment": observed,
+        "met": None if observed is None else bool(observed >= target),
+        "samples": completed,
+        "rejected": rejected,
+    }
+
+
 def _fixed_cost_shares(result: RunResult) -> np.ndarray:
     """Fixed spend of each deployment split over workloads, shape (workloads, deployments)."""
     scenario, r = result.scenario, result.records
@@ -217,6 +236,13 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                 if ("e2e" if t.metric == "completion" else t.metric) == metric:
                     slo[t.key] = slo_entry(t, values, rejected)
             del values
+        slo_list = [slo[t.key] for t in targets]
+        if workload.availability_target is not None:
+            slo_list.append(
+                availability_entry(
+                    workload.availability_target, int(measured.sum()), rejected
+                )
+            )
         rows.append(
             {
                 "name": workload.name,
@@ -232,7 +258,7 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                 **cost_figures(cost, n_in + n_out, horizon, month),
                 "serverless_list_cost_usd": serverless,
                 "latency": latency,
-                "slo": [slo[t.key] for t in targets],
+                "slo": slo_list,
             }
         )
     return rows

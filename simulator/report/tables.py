@@ -53,6 +53,17 @@ def fmt_share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def slo_figures(entry: dict[str, Any]) -> tuple[str, str]:
+    """An SLO entry's target and observed value as shown: seconds for a latency target, a
+    share of requests (to 0.01%) for availability."""
+    if entry["metric"] == "availability":
+        shown = [
+            "-" if v is None else f"{v * 100:.2f}%" for v in (entry["target"], entry["observed"])
+        ]
+        return shown[0], shown[1]
+    return fmt_seconds(entry["target_s"]), fmt_seconds(entry["observed_s"])
+
+
 def _ci(row: dict[str, Any], key: str, fmt: Any) -> str:
     text = str(fmt(row.get(key)))
     interval = row.get(f"{key}_ci95")
@@ -134,14 +145,7 @@ def report_tables(report: dict[str, Any]) -> Group:
                 if met is None
                 else (Text("yes", style="green") if met else Text("NO", style="bold red"))
             )
-            slos.add_row(
-                w["name"],
-                s["key"],
-                fmt_seconds(s["target_s"]),
-                fmt_seconds(s["observed_s"]),
-                fmt_share(s["attainment"]),
-                mark,
-            )
+            slos.add_row(w["name"], s["key"], *slo_figures(s), fmt_share(s["attainment"]), mark)
 
     deployments = _table(
         "Deployments",

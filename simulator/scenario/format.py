@@ -15,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from simulator.errors import ScenarioError
 from simulator.scenario.deployments import AnyDeploymentSpec
 from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
-from simulator.scenario.units import DEFAULT_MONTH_S, Duration
+from simulator.scenario.units import DEFAULT_MONTH_S, Duration, parse_share
 from simulator.serving.architecture import Architecture
 from simulator.serving.catalog import PriceCatalog, bundled_catalog
 from simulator.serving.hardware import (
@@ -217,7 +217,22 @@ class Workload(Spec):
     token_pairs: TokenPairs | None = None
     token_correlation: float | None = Field(default=None, ge=-1, le=1)
     prefix: PrefixSpec | None = None
-    slo: dict[str, Duration] = Field(default_factory=dict)
+    slo: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="latency targets (<metric>_p<q>: a duration), completion (batch), and "
+        "availability: the share of arrived requests that must complete ('99.9%')",
+        json_schema_extra={
+            "properties": {
+                "availability": {
+                    "anyOf": [
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        {"type": "string", "pattern": r"^\s*[0-9.]+\s*%\s*$"},
+                    ],
+                    "description": "share of arrived requests that complete: 0.999 or '99.9%'",
+                }
+            }
+        },
+    )
     route: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -239,21 +254,42 @@ class Workload(Spec):
             )
         return self
 
+    @field_validator("slo", mode="before")
+    @classmethod
+    def _availability_share(cls, value: Any) -> Any:
+        """`availability` is a share, not a duration: read it as one before the durations."""
+        if isinstance(value, dict) and "availability" in value:
+            try:
+                share = parse_share(value["availability"])
+            except ValueError as exc:
+                raise ValueError(f"availability: {exc}") from None
+            value = {**value, "availability": share}
+        return value
+
     @field_validator("slo")
     @classmethod
     def _slo_keys(cls, value: dict[str, float]) -> dict[str, float]:
         for key in value:
-            if key != "completion" and not _SLO_KEY.match(key):
+            if key not in ("completion", "availability") and not _SLO_KEY.match(key):
                 raise ValueError(
                     f"unknown SLO key {key!r}: use <metric>_p<q> with metric ttft, tpot, e2e "
-                    "or queue and q 50, 90, 95, 99 or 99.9 (e.g. ttft_p95), or completion"
+                    "or queue and q 50, 90, 95, 99 or 99.9 (e.g. ttft_p95), completion, or "
+                    "availability"
                 )
         return value
 
+    @property
+    def availability_target(self) -> float | None:
+        """The share of arrived requests that must complete (`slo.availability`), if set."""
+        return self.slo.get("availability")
+
     def slo_targets(self) -> list[SLOTarget]:
-        """The SLO as targets; `completion` (batch) applies to every request (quantile 1)."""
+        """The latency SLO as targets; `completion` (batch) applies to every request
+        (quantile 1). `availability` is not a latency target (`availability_target`)."""
         targets = []
         for key, target in self.slo.items():
+            if key == "availability":
+                continue
             if key == "completion":
                 targets.append(SLOTarget(key, "completion", 1.0, target))
             else:

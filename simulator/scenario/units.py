@@ -123,3 +123,17 @@ Rate = Annotated[
     ),
 ]
 """A rate in events per second; `/month` uses the scenario's month."""
+
+
+def parse_share(value: Any) -> float:
+    """A share in (0, 1] from `99.9%` or `0.999` (an availability target)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a share such as '99.9%' or 0.999, got {value!r}")
+    text = str(value).strip()
+    try:
+        share = round(float(text[:-1]) / 100, 12) if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"expected a share such as '99.9%' or 0.999, got {value!r}") from None
+    if not 0 < share <= 1:  # NaN fails this too
+        raise ValueError(f"expected a share above 0 and at most 100%, got {value!r}")
+    return share

@@ -11,7 +11,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from simulator.report.tables import fmt_seconds, fmt_share, fmt_usd
+from simulator.report.tables import fmt_seconds, fmt_share, fmt_usd, slo_figures
 from simulator.scenario.format import Scenario
 from simulator.studies.run import run
 
@@ -69,15 +69,19 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[Row]:
             for q in ("p95", "p99"):
                 values = [w["latency"][metric][q] if w else None for w in rows_w]
                 rows.append((f"{name} {metric[:-2].upper()} {q}", values, fmt_seconds))
-        keys: dict[str, float] = {}
+        keys: dict[str, str] = {}
         for w in rows_w:
             for entry in w["slo"] if w else []:
-                keys.setdefault(entry["key"], entry["target_s"])
-        for key, target in keys.items():
+                target = slo_figures(entry)[0]
+                keys.setdefault(
+                    entry["key"],
+                    f">= {target}" if entry["metric"] == "availability" else f"<= {target}",
+                )
+        for key, bound in keys.items():
             values = [
                 next((e for e in w["slo"] if e["key"] == key), None) if w else None for w in rows_w
             ]
-            rows.append((f"{name} SLO {key} <= {fmt_seconds(target)}", values, _slo_cell))
+            rows.append((f"{name} SLO {key} {bound}", values, _slo_cell))
     for name, rows_d in _aligned(reports, "deployments").items():
         present = [d for d in rows_d if d]
 
