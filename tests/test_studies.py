@@ -83,7 +83,7 @@ def _plan_scenario(**extra: object) -> object:
         "slo": {"queue_p95": "2s"},
     }
     pool = _pool(
-        replicas=1, max_batch=1, max_queue=4, performance=_fixed(0.01), price_per_gpu_hour=2.0
+        replicas=1, max_batch=1, max_queue=16, performance=_fixed(0.01), price_per_gpu_hour=2.0
     )
     return make_scenario(
         seed=3,
@@ -248,7 +248,7 @@ def test_plan_out_writes_the_plan_and_its_search_curve(tmp_path: Path) -> None:
             "output_tokens": {"dist": "exponential", "mean": 100},
         }
     )
-    data["deployments"].append(_pool(max_batch=1, max_queue=4, performance=_fixed(0.01)))
+    data["deployments"].append(_pool(max_batch=1, max_queue=16, performance=_fixed(0.01)))
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data))
     out = capsim(

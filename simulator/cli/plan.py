@@ -223,6 +223,7 @@ def plan_command(
         "SLOs met",
         "min attainment",
         "refused",
+        "sent on",
         "load",
     ):
         table.add_column(column, justify="right")
@@ -235,12 +236,17 @@ def plan_command(
             f"${row['monthly_cost_usd']:,.0f}",
             "yes" if row["slo_met"] else "no",
             "-" if row["min_attainment"] is None else f"{row['min_attainment']:.1%}",
-            f"{row['spilled']:,.0f}",
+            f"{row['refused']:,.0f}" + (f" ({row['refused_share']:.2%})" if row["refused"] else ""),
+            ("all" if row["replicas"] == 0 else f"{row['overflowed']:,.0f}")
+            if row["spillover"]
+            else "-",
             ("-" if load is None else f"{load:.0%}") + (" overloaded" if row["overloaded"] else ""),
             style="red" if row["overloaded"] else None,
         )
     bound = answer["capacity_bound"]
     table.caption = (
+        "refused: requests turned away in the run (a share of those routed here); sent on: "
+        "overflow served by the next route entry. "
         f"load: work offered against the fleet's modeled capacity. Searched from the capacity "
         f"bound of {bound['replicas']} replica{'s' if bound['replicas'] != 1 else ''}: "
         f"{answer['search']['runs']} runs over {answer['search']['sizes_tried']} sizes."

@@ -47,18 +47,44 @@ class PlanPoint:
             "offered_load": pool.get("offered_load") if pool else None,
             "min_attainment": min(attainments) if attainments else None,
             "spilled": pool["spilled"] if pool else 0,
+            "overflowed": pool["spilled"] if pool and self.spillover else 0,
+            **refusals(report, workloads),
             "utilization": pool["utilization"] if pool else None,
         }
 
 
+def refused(workload: dict[str, Any]) -> float:
+    """Requests of a workload's report row turned away for want of room (a full queue, no
+    capacity anywhere on its route): every rejection but a prompt too long for the model,
+    which no fleet can serve. A mean over replications when there are several."""
+    return float(workload["rejected"] - workload.get("rejected_context_length", 0))
+
+
+def refusals(report: dict[str, Any], workloads: list[str]) -> dict[str, Any]:
+    """What these workloads had refused: requests in the run, a month, and their share."""
+    rows = [w for w in report["workloads"] if w["name"] in workloads]
+    count = sum(refused(w) for w in rows)
+    arrived = sum(w["requests"] for w in rows)
+    return {
+        "refused": count,
+        "refused_monthly": count * report["month_s"] / report["horizon_s"],
+        "refused_share": count / arrived if arrived else 0.0,
+    }
+
+
 def slo_met(report: dict[str, Any], workloads: list[str]) -> bool:
-    """Every SLO of these workloads met, in every replication when there are several."""
+    """Every SLO of these workloads met, in every replication when there are several.
+
+    A refused request is a failed one: a workload with an `availability` SLO is judged by
+    it (an entry of its `slo` list); one without may have none refused (docs/model.md)."""
     for w in report["workloads"]:
         if w["name"] not in workloads:
             continue
         for entry in w["slo"]:
             if not entry["met"] or entry.get("met_share", 1.0) < 1.0:
                 return False
+        if refused(w) > 0 and not any(e["metric"] == "availability" for e in w["slo"]):
+            return False
     return True
 
 
@@ -82,6 +108,8 @@ def sample_warnings(report: dict[str, Any], workloads: list[str]) -> list[str]:
             continue
         for entry in w["slo"]:
             q = entry["quantile"]
+            if q is None:  # availability: a share of all requests, not a tail
+                continue
             total = entry["samples"] + entry["rejected"]
             tail = total * (1 - q)
             if q < 1 and tail < MIN_TAIL_SAMPLES:
@@ -439,6 +467,12 @@ def summarize(
         "replicas": chosen.replicas if chosen else None,
         "monthly_cost_usd": chosen.result.report["totals"]["monthly_cost_usd"] if chosen else None,
         "slo_met": chosen is not None,
+        "refused_monthly": refusals(chosen.result.report, routed)["refused_monthly"]
+        if chosen
+        else None,
+        "refused_share": refusals(chosen.result.report, routed)["refused_share"]
+        if chosen
+        else None,
         "serverless_monthly_cost_usd": serverless,
         "batch_monthly_cost_usd": batch,
         "monthly_tokens": tokens,
@@ -469,17 +503,32 @@ def summarize(
     if mix is not None:
         report = mix.result.report
         mix_pool = next((d for d in report["deployments"] if d["name"] == spec.name), None)
+        spilled_share = (
+            mix_pool["spilled"] / report["totals"]["requests"]
+            if mix_pool and report["totals"]["requests"]
+            else (1.0 if mix.replicas == 0 else 0.0)
+        )
+        mix_refusals = refusals(report, routed)
         answer["cheapest_mix"] = {
             "replicas": mix.replicas,
             "monthly_cost_usd": report["totals"]["monthly_cost_usd"],
-            "spilled_share": (
-                mix_pool["spilled"] / report["totals"]["requests"]
-                if mix_pool and report["totals"]["requests"]
-                else (1.0 if mix.replicas == 0 else 0.0)
-            ),
+            "spilled_share": spilled_share,
+            "overflowed_monthly": spilled_share
+            * report["totals"]["requests"]
+            * report["month_s"]
+            / report["horizon_s"],
+            "refused_monthly": mix_refusals["refused_monthly"],
+            "refused_share": mix_refusals["refused_share"],
         }
     answer["verdict"] = verdict(answer, max_replicas)
     answer["_results"] = chosen.result if chosen else (mix.result if mix else None)
+    # what the report written beside the plan simulated: the fleet alone (the route cut
+    # after the deployment) or the fleet with its overflow (the scenario's route)
+    answer["simulated_route"] = (
+        "the fleet alone: routes end at the deployment, so the rest of each route is idle"
+        if chosen
+        else ("the scenario's route: the fleet with its overflow" if mix else None)
+    )
     return answer
 
 
@@ -494,6 +543,14 @@ def _fewer(a: dict[str, Any]) -> str:
     bound = (a.get("capacity_bound") or {}).get("replicas") or 1
     if a["replicas"] - 1 < bound:
         return "; fewer would be overloaded (offered work above their modeled capacity)"
+    fewer = next(
+        (r for r in a["curve"] if r["replicas"] == a["replicas"] - 1 and not r["spillover"]), None
+    )
+    if fewer is not None and fewer["refused"] and fewer["slo_met"] is False:
+        return (
+            f"; one fewer refuses {_count(fewer['refused_monthly'])} requests a month "
+            f"({fewer['refused_share']:.2%})"
+        )
     return "; one fewer does not"
 
 
@@ -530,6 +587,11 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
                 f"{be['current_utilization']:.0%})"
             )
         text += ". "
+        if a.get("refused_monthly"):
+            text += (
+                f"It refuses {_count(a['refused_monthly'])} requests a month "
+                f"({a['refused_share']:.2%}), within the workloads' availability SLO. "
+            )
         text += (
             "It is justified: it costs less than serverless at this volume."
             if cost < serverless
@@ -542,17 +604,44 @@ def verdict(a: dict[str, Any], max_replicas: int) -> str:
         and a["monthly_cost_usd"] is not None
         and (mix["monthly_cost_usd"] >= a["monthly_cost_usd"])
     ):
-        text += (
-            f" Overflowing to the next route entry saves nothing: its cheapest mix, "
-            f"{mix['replicas']} replica{'s' if mix['replicas'] != 1 else ''}, costs "
-            f"${mix['monthly_cost_usd']:,.0f} a month."
-        )
+        extra = mix["monthly_cost_usd"] - a["monthly_cost_usd"]
+        if (a.get("refused_monthly") or 0) > (mix.get("refused_monthly") or 0):
+            text += (  # like with like: the fleet alone refuses what the overflow serves
+                f" For ${extra:,.0f} more a month, overflowing to the next route entry serves "
+                f"the requests the fleet alone refuses: its cheapest mix, {mix['replicas']} "
+                f"replica{'s' if mix['replicas'] != 1 else ''}{_overflow(mix)}, costs "
+                f"${mix['monthly_cost_usd']:,.0f} a month."
+            )
+        else:
+            text += (
+                f" Overflowing to the next route entry saves nothing: its cheapest mix, "
+                f"{mix['replicas']} replica{'s' if mix['replicas'] != 1 else ''}"
+                f"{_overflow(mix)}, costs ${mix['monthly_cost_usd']:,.0f} a month."
+            )
     elif mix is not None:
         text += (
             f" Cheapest mix that meets the SLOs: {mix['replicas']} reserved "
-            f"replica{'s' if mix['replicas'] != 1 else ''} with "
-            f"{mix['spilled_share']:.0%} of requests overflowing to the next route "
-            f"entry, ${mix['monthly_cost_usd']:,.0f} a month."
+            f"replica{'s' if mix['replicas'] != 1 else ''}{_overflow(mix)}, "
+            f"${mix['monthly_cost_usd']:,.0f} a month."
+        )
+    return text
+
+
+def _count(requests: float) -> str:
+    """A monthly request count as a person reads it: whole requests, at least one."""
+    return f"{max(1.0, requests):,.0f}"
+
+
+def _overflow(mix: dict[str, Any]) -> str:
+    """What a mix sends on and what it still refuses, a month."""
+    monthly = mix.get("overflowed_monthly")
+    text = f" with {mix['spilled_share']:.1%} of requests overflowing to the next route entry"
+    if monthly:
+        text += f" ({_count(monthly)} a month)"
+    if mix.get("refused_monthly"):
+        text += (
+            f", {_count(mix['refused_monthly'])} a month ({mix['refused_share']:.2%}) still "
+            "refused"
         )
     return text
 
