@@ -456,6 +456,7 @@ def summarize(
     reference = (chosen or curve[-1]).result.report
     serverless, batch, tokens = _serverless_and_batch(scenario, reference, routed)
     pool = next(d for d in reference["deployments"] if d["name"] == spec.name)
+    chosen_refusals = refusals(chosen.result.report, routed) if chosen else None
     answer: dict[str, Any] = {
         "scenario": scenario.name,
         "deployment": spec.name,
@@ -467,12 +468,8 @@ def summarize(
         "replicas": chosen.replicas if chosen else None,
         "monthly_cost_usd": chosen.result.report["totals"]["monthly_cost_usd"] if chosen else None,
         "slo_met": chosen is not None,
-        "refused_monthly": refusals(chosen.result.report, routed)["refused_monthly"]
-        if chosen
-        else None,
-        "refused_share": refusals(chosen.result.report, routed)["refused_share"]
-        if chosen
-        else None,
+        "refused_monthly": chosen_refusals["refused_monthly"] if chosen_refusals else None,
+        "refused_share": chosen_refusals["refused_share"] if chosen_refusals else None,
         "serverless_monthly_cost_usd": serverless,
         "batch_monthly_cost_usd": batch,
         "monthly_tokens": tokens,
