@@ -43,7 +43,7 @@ def _one(args: tuple[dict[str, str], dict[str, Any]]) -> float:
         int(row["output_tokens"]),
         None,
         MAX_BATCH,
-        performance,
+        {"model": "roofline", **performance},
         prefill="fused",  # TensorRT-LLM's in-flight batching (the default)
     )
     return result.output_tokens_per_s / float(row["output_tokens_per_s"]) - 1

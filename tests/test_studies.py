@@ -495,7 +495,10 @@ def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Pat
     path.write_text(yaml.safe_dump(data))
     out = capsim("run", str(path), "--replications", "2", "--out", str(tmp_path / "o"), "-q")
     assert out.returncode == 0, out.stderr
-    frame = pd.read_csv(tmp_path / "o" / "records.csv")
+    # Parquet where pyarrow is installed (it comes with the kernel database), else CSV
+    parquet = tmp_path / "o" / "records.parquet"
+    csv = parquet.with_suffix(".csv")
+    frame = pd.read_parquet(parquet) if parquet.exists() else pd.read_csv(csv)
     for column in (
         "replication",
         "model",
@@ -514,8 +517,12 @@ def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Pat
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     per_run = frame.groupby("replication")["cost_usd"].sum()
     assert per_run.mean() == pytest.approx(report["totals"]["cost_usd"], rel=1e-9)
-    # CSV has no metadata: the run's provenance goes beside it, as in report.json
-    meta = json.loads((tmp_path / "o" / "records.metadata.json").read_text())
+    if parquet.exists():  # the metadata in the file's schema
+        import pyarrow.parquet as pq
+
+        meta = json.loads(pq.read_schema(parquet).metadata[b"capsim"])
+    else:  # CSV has no metadata: the run's provenance goes beside it, as in report.json
+        meta = json.loads((tmp_path / "o" / "records.metadata.json").read_text())
     assert meta["provenance"] == report["provenance"]
     assert (meta["seed"], meta["replications"]) == (report["seed"], 2)
     # with replications, the plots carry 95% whiskers: monthly costs and SLO quantiles
@@ -524,6 +531,29 @@ def test_records_carry_units_model_tags_tpot_and_every_replication(tmp_path: Pat
     one = capsim("run", str(path), "--out", str(tmp_path / "one"), "-q")
     assert one.returncode == 0, one.stderr
     assert "ci95" not in (tmp_path / "one" / "report.html").read_text()
+
+
+def test_without_pyarrow_records_are_csv_with_their_metadata_beside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where pyarrow is missing (no wheel of the kernel database), records are CSV and the
+    provenance goes beside them."""
+    import sys
+
+    import pandas as pd
+
+    import simulator
+    from simulator.report.html import write_run_outputs
+
+    result = simulator.run(simulator.load_scenario(scenario_dict(horizon="10m")))
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` raises ImportError
+        write_run_outputs(result, tmp_path)
+    assert not (tmp_path / "records.parquet").exists()
+    frame = pd.read_csv(tmp_path / "records.csv")
+    assert len(frame) == len(result.all_records)
+    meta = json.loads((tmp_path / "records.metadata.json").read_text())
+    assert meta["provenance"] == result.report["provenance"]
 
 
 def test_parquet_records_carry_the_provenance_in_their_schema(tmp_path: Path) -> None:

@@ -100,6 +100,19 @@ def _speculative(
 )
 @click.option("--draft", help="with --draft-tokens: a bundled architecture as the draft model")
 @click.option("--max-batch", default=256, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--engine",
+    type=click.Choice(["trtllm", "vllm", "sglang"]),
+    help="measured kernels of this engine (default: TensorRT-LLM's where the database covers "
+    "the GPU, model and precision, else the roofline)",
+)
+@click.option(
+    "--engine-version",
+    default="latest",
+    show_default=True,
+    help="with --engine: a version the kernel database lists",
+)
+@click.option("--roofline", is_flag=True, help="the roofline model, not measured kernels")
 @click.option("--mfu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
 @click.option("--mbu", type=click.FloatRange(0, 1, min_open=True), help="override the default")
 @click.option(
@@ -122,11 +135,15 @@ def probe_command(
     acceptance_rate: float,
     draft: str | None,
     max_batch: int,
+    engine: str | None,
+    engine_version: str,
+    roofline: bool,
     mfu: float | None,
     mbu: float | None,
     fmt: str,
 ) -> None:
-    """What one replica sustains: throughput, TTFT, TPOT, KV capacity (roofline model)."""
+    """What one replica sustains: throughput, TTFT, TPOT, KV capacity (measured kernels
+    where they cover the shape, else the roofline)."""
     from simulator.serving.hardware import (
         architecture_names,
         config_architecture,
@@ -164,11 +181,19 @@ def probe_command(
         raise CapsimError("--rate and --concurrency: give one or the other")
     if batch is not None and (rate is not None or concurrency != "max"):
         raise CapsimError("--batch: not with --rate or --concurrency (it sends one batch)")
-    overrides = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("mfu", mfu), ("mbu", mbu)) if v is not None}
+    if engine is not None and (roofline or overrides):
+        raise CapsimError("--engine: measured kernels; --roofline, --mfu and --mbu: the roofline")
+    if engine is None and engine_version != "latest":
+        raise CapsimError("--engine-version: give --engine too")
+    if roofline:
+        overrides["model"] = "roofline"
     precision = precision or default_precision(gpu)
     options: dict[str, Any] = {  # the replica's, for either experiment
         "max_batch": max_batch,
         "performance": overrides,
+        "engine": engine,
+        "engine_version": engine_version,
         "chunked_prefill": chunked_prefill,
         "speculative": _speculative(draft_tokens, acceptance_rate, draft),
         "kv_admission": kv_admission,
@@ -195,10 +220,12 @@ def probe_command(
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
     load = f"concurrency {result.concurrency}" if rate is None else f"{rate:g} requests/s"
+    priced = result.performance_model
+    if result.engine is not None:
+        priced += f", {result.engine} {result.engine_version}"
     tpot = "-" if result.tpot_s is None else f"{result.tpot_s * 1000:,.1f} ms"
     _print_figures(
-        f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / {output_tokens} out, "
-        f"{load}",
+        f"{model} on {gpus} x {gpu} ({precision}), {input_tokens} in / {output_tokens} out, {load}",
         [
             ("output tokens/s", f"{result.output_tokens_per_s:,.0f}"),
             ("requests/s", f"{result.requests_per_s:,.2f}"),
@@ -207,6 +234,7 @@ def probe_command(
             ("E2E (mean)", f"{result.e2e_s:,.2f} s"),
             ("KV capacity", f"{result.kv_capacity_tokens:,.0f} tokens"),
             ("max batch reached", f"{result.max_batch_reached:,}"),
+            ("performance model", priced),
         ],
     )
 

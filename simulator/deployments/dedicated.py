@@ -21,7 +21,7 @@ from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
 from simulator.scenario.deployments import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.scenario.format import Scenario
 from simulator.serving.hardware import find_gpu
-from simulator.serving.performance import build_step_model
+from simulator.serving.performance import build_step_model, performance_fields
 from simulator.serving.step import StepModel, decode_time, fused_time
 
 
@@ -93,6 +93,7 @@ class ServingPool(DeploymentModel):
         scenario = context.scenario
         arch = scenario.models[spec.model].resolved_architecture(spec.model)
         self.step_model = build_step_model(spec, arch)  # validated with the scenario
+        self.performance = performance_fields(spec, arch, self.step_model)
         self.env = context.env
         gpu = find_gpu(spec.gpu)
         assert gpu is not None
@@ -539,6 +540,7 @@ class ServingPool(DeploymentModel):
                 "throughput_utilization": throughput_utilization,
                 "modeled_max_output_tokens_per_s_per_replica": peak_tps,
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
+                **self.performance,
                 "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
                 "prefix_cache_hit_rate": (
                     self.cached_tokens / self.prompt_tokens

@@ -137,6 +137,42 @@ class RooflineSpec(Spec):
     )
 
 
+class KernelsSpec(Spec):
+    """Step times from GPU kernels measured per GPU, engine and engine version
+    (aiconfigurator-core's database; see docs/model.md, "Measured kernels")."""
+
+    model: Literal["kernels"]
+    engine: Literal["trtllm", "vllm", "sglang"] = Field(
+        default="trtllm", description="the serving engine whose kernels were measured"
+    )
+    engine_version: str = Field(
+        default="latest",
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9.+_-]+$",
+        description="latest (the database's current version for the GPU), or a version it "
+        "lists (see `capsim probe --engine`)",
+    )
+    precision: Literal["bf16", "fp8", "fp4"] = "fp8"
+    kv_precision: Literal["bf16", "fp8"] | None = Field(
+        default=None, description="KV-cache precision; default fp8 with fp8/fp4 weights"
+    )
+    memory_fraction: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="share of the memory left after weights and activations that holds the "
+        "KV cache (TensorRT-LLM's kv_cache_free_gpu_mem_fraction)",
+    )
+    activation_reserve_gb: float | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
+        "pass of 8,192 tokens",
+    )
+
+
 class FixedPerformanceSpec(Spec):
     """Constant speeds: for tests and for checking the engine against queueing theory."""
 
@@ -163,7 +199,8 @@ class TablePerformanceSpec(Spec):
 
 
 PerformanceSpec = Annotated[
-    RooflineSpec | FixedPerformanceSpec | TablePerformanceSpec, Field(discriminator="model")
+    RooflineSpec | KernelsSpec | FixedPerformanceSpec | TablePerformanceSpec,
+    Field(discriminator="model"),
 ]
 
 
@@ -300,7 +337,11 @@ class ServingSpec(DeploymentSpec):
         le=MAX_TOKENS,
         description="with chunked prefill: tokens a step may process",
     )
-    performance: PerformanceSpec = Field(default_factory=lambda: RooflineSpec(model="roofline"))
+    performance: PerformanceSpec | None = Field(
+        default=None,
+        description="how a replica's step times are modeled; default: measured kernels "
+        "(TensorRT-LLM, FP8) where they cover the GPU and model, else the roofline",
+    )
 
     billing: BillingSpec | None = None
     speculative: SpeculativeSpec | None = None
@@ -317,7 +358,7 @@ class ServingSpec(DeploymentSpec):
         if self.prefix_routing and not self.prefix_caching:
             raise ValueError("prefix_routing routes by cached prompts: set prefix_caching too")
         if self.speculative is not None:
-            if self.performance.model != "roofline":
+            if self.performance is not None and self.performance.model != "roofline":
                 raise ValueError(
                     "speculative: modeled with the roofline (measured step times already "
                     "include whatever decoding the engine did)"

@@ -391,9 +391,11 @@ class Scenario(Spec):
                 problems.append(f"{where}.model: {d.model!r} is not a model of this scenario")
                 continue
             arch = self.models[d.model].resolved_architecture(d.model)
-            if arch is None and d.performance.model == "roofline":
+            modeled = d.performance.model if d.performance is not None else "roofline"
+            if arch is None and modeled in ("roofline", "kernels"):
                 problems.append(
-                    f"models.{d.model}.architecture: needed by {where}'s roofline; give "
+                    f"models.{d.model}.architecture: needed by {where}'s "
+                    f"{modeled}; give "
                     f"{{like: NAME}} ({', '.join(architecture_names())}) or the shape, "
                     "or measured performance (fixed, table)"
                 )

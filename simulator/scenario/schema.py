@@ -104,7 +104,8 @@ DESCRIPTIONS: dict[str, str] = {
     "max_batch": "sequences a replica decodes at once",
     "max_queue": "requests that may wait for a replica before the route's next entry takes "
     "them (default unbounded: nothing overflows)",
-    "performance": "how fast a replica is: roofline, fixed speeds or a measured table",
+    "performance": "how fast a replica is: measured kernels, roofline, fixed speeds or a "
+    "measured table (default: kernels where they cover the GPU and model, else roofline)",
     "billing": "a commitment: {term_months, price_per_gpu_hour, minimum_monthly_usd}",
     "term_months": "months the commitment runs",
     "BillingSpec.price_per_gpu_hour": "the commitment's USD per GPU-hour",
@@ -117,6 +118,9 @@ DESCRIPTIONS: dict[str, str] = {
     "FixedPerformanceSpec.model": "fixed: constant speeds",
     "TablePerformanceSpec.model": "table: step times fitted from measurements",
     "RooflineSpec.model": "roofline: step times from GPU and model specs",
+    "KernelsSpec.model": "kernels: step times from GPU kernels measured per engine",
+    "engine": "the serving engine whose kernels were measured: trtllm, vllm or sglang",
+    "engine_version": "latest, or a version the kernel database lists",
     "prefill_tokens_per_s": "prompt tokens prefilled a second",
     "output_tokens_per_s": "tokens generated a second per request",
     "kv_capacity_tokens": "tokens of KV cache a replica holds (default unbounded)",

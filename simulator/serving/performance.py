@@ -12,10 +12,13 @@ from pathlib import Path
 
 from simulator.scenario.deployments import (
     FixedPerformanceSpec,
+    KernelsSpec,
+    PerformanceSpec,
     RooflineSpec,
     ServingSpec,
     TablePerformanceSpec,
 )
+from simulator.serving import kernels
 from simulator.serving.architecture import Architecture
 from simulator.serving.hardware import (
     BYTES_PER_WEIGHT,
@@ -327,21 +330,118 @@ class SpeculativeModel:
         raise NotImplementedError("speculative decoding is not modeled with chunked prefill")
 
 
+def default_performance(
+    gpu: str,
+    gpus: int,
+    arch: Architecture | None,
+    precision: str = "fp8",
+    engine: str | None = None,
+    engine_version: str = "latest",
+    speculative: bool = False,
+) -> tuple[dict[str, str], str | None]:
+    """The performance model a replica gets when none is given, as a scenario's
+    `performance` mapping, and why it is the roofline (None when it is the kernels):
+    measured kernels where the database covers the GPU, the architecture and the precision
+    (`kernels.uncovered`), the roofline elsewhere — and where published measurements say the
+    roofline is closer (docs/model.md, "Measured kernels"): L40S replicas of more than one
+    GPU, whose all-reduce over PCIe the database makes 53-83% too slow. With `engine` the
+    kernels are asked for: ValueError when they cannot serve."""
+    roofline = {"model": "roofline", "precision": precision}
+    chosen = engine or kernels.DEFAULT_ENGINE
+    reason = kernels.uncovered(gpu, arch, precision, chosen)
+    if reason is None and speculative:
+        reason = "speculative decoding is modeled with the roofline"
+    found = find_gpu(gpu)
+    if reason is None and found is not None and found.name == "L40S" and gpus > 1:
+        reason = (
+            "L40S over PCIe: the measured all-reduce is too slow against published "
+            "throughput; the roofline is closer"
+        )
+        if engine is not None:  # asked for: the user's call
+            reason = None
+    if reason is not None:
+        if engine is not None:
+            raise ValueError(f"engine {engine}: {reason}")
+        return roofline, reason
+    chosen_kernels = {
+        "model": "kernels",
+        "engine": chosen,
+        "engine_version": engine_version,
+        "precision": precision,
+    }
+    return chosen_kernels, None
+
+
+def resolve_performance(
+    spec: ServingSpec, arch: Architecture | None
+) -> tuple[PerformanceSpec, str | None]:
+    """The performance model that prices `spec`, and why it is the roofline when that was
+    not asked for (None otherwise): the scenario's `performance` when given, else
+    `default_performance` in FP8."""
+    if spec.performance is not None:
+        return spec.performance, None
+    chosen, note = default_performance(
+        spec.gpu, spec.gpus_per_replica, arch, speculative=spec.speculative is not None
+    )
+    if chosen["model"] == "kernels":
+        return KernelsSpec.model_validate(chosen), None
+    return RooflineSpec.model_validate(chosen), note
+
+
+def performance_fields(
+    spec: ServingSpec, arch: Architecture | None, model: StepModel
+) -> dict[str, str | None]:
+    """What priced a deployment, for its report row: `performance_model` (kernels, roofline,
+    table, fixed), `engine` and `engine_version` (kernels only), and `performance_note`, why
+    the default is the roofline here (None otherwise)."""
+    perf, note = resolve_performance(spec, arch)
+    target = model.target if isinstance(model, SpeculativeModel) else model
+    return {
+        "performance_model": perf.model,
+        "engine": target.engine if isinstance(target, kernels.KernelModel) else None,
+        "engine_version": (
+            target.engine_version if isinstance(target, kernels.KernelModel) else None
+        ),
+        "performance_note": note,
+    }
+
+
+def kv_capacity(
+    perf: RooflineSpec | KernelsSpec, arch: Architecture, gpu: GPU, tp: int
+) -> tuple[float, float, float, float]:
+    """KV-cache tokens one replica holds, with the KV bytes a token, the weights' bytes and
+    the GPUs' free bytes after weights and activations: the weights, the activation
+    reserve, then `memory_fraction` of the rest (as TensorRT-LLM sizes its cache)."""
+    kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
+    kv_bytes = arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
+    weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
+    reserve_gb = perf.activation_reserve_gb
+    reserve = (activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9) * tp
+    free = gpu.memory_gb * 1e9 * tp - weights - reserve
+    capacity = free * perf.memory_fraction / kv_bytes
+    if capacity < 1:
+        raise ValueError(
+            f"{arch.name} in {perf.precision} needs {weights / 1e9:.0f} GB for its weights "
+            f"and {reserve / 1e9:.0f} GB for activations; {tp} x {gpu.name} have "
+            f"{gpu.memory_gb * tp:.0f} GB: use more GPUs per replica or a lower precision"
+        )
+    return capacity, kv_bytes, weights, free
+
+
 def build_step_model(
     spec: ServingSpec, arch: Architecture | None, base_dir: Path | None = None
 ) -> StepModel:
     """The performance model of one replica of `spec`; ValueError if the model cannot fit.
 
     Measured performance (`fixed`, `table`) needs no architecture: its KV capacity is
-    `kv_capacity_tokens` when given, else unbounded. The roofline needs one."""
-    perf = spec.performance
+    `kv_capacity_tokens` when given, else unbounded. The roofline and the kernels need one."""
+    perf, _ = resolve_performance(spec, arch)
     if isinstance(perf, FixedPerformanceSpec):
         return FixedModel(perf.prefill_tokens_per_s, perf.tpot, perf.kv_capacity_tokens or math.inf)
     if isinstance(perf, TablePerformanceSpec):
         return fit_table(Path(perf.path), perf.kv_capacity_tokens)
-    assert isinstance(perf, RooflineSpec)
     if arch is None:
-        raise ValueError("the roofline needs the model's architecture")
+        raise ValueError(f"the {perf.model} model needs the model's architecture")
     gpu = find_gpu(spec.gpu)
     if gpu is None:
         raise ValueError(f"unknown GPU {spec.gpu!r}")
@@ -351,21 +451,25 @@ def build_step_model(
             f"performance.precision: {gpu.name} has no {perf.precision} tensor "
             f"cores (supported: {supported})"
         )
-    kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
-    kv_bytes = arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
     tp = spec.gpus_per_replica
-    weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
-    reserve_gb = perf.activation_reserve_gb
-    reserve = (activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9) * tp
-    free = gpu.memory_gb * 1e9 * tp - weights - reserve
-    usable = free * perf.memory_fraction
-    capacity = usable / kv_bytes
-    if capacity < 1:
-        raise ValueError(
-            f"{arch.name} in {perf.precision} needs {weights / 1e9:.0f} GB for its weights "
-            f"and {reserve / 1e9:.0f} GB for activations; {tp} x {gpu.name} have "
-            f"{gpu.memory_gb * tp:.0f} GB: use more GPUs per replica or a lower precision"
+    capacity, kv_bytes, weights, free = kv_capacity(perf, arch, gpu, tp)
+    if isinstance(perf, KernelsSpec):
+        reason = kernels.uncovered(spec.gpu, arch, perf.precision, perf.engine)
+        if reason is not None:
+            raise ValueError(f"performance: kernels: {reason}; use model: roofline")
+        shape = kernels.Shape(
+            model=kernels.catalog_name(arch) or arch.name,
+            gpu=gpu.name,
+            tp=tp,
+            precision=perf.precision,
+            kv_precision=perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8"),
+            engine=perf.engine,
+            engine_version=perf.engine_version,
         )
+        table = kernels.kernel_table(shape)
+        return kernels.KernelModel(table, math.floor(capacity), perf.engine, kv_bytes)
+    assert isinstance(perf, RooflineSpec)
+    kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
     target = RooflineModel(
         arch,
         gpu,

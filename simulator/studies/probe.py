@@ -10,7 +10,8 @@ from typing import Any
 
 from simulator.scenario.format import ArchitectureSpec
 from simulator.scenario.loader import load_scenario
-from simulator.serving.performance import build_step_model
+from simulator.serving.architecture import Architecture
+from simulator.serving.performance import build_step_model, default_performance
 from simulator.serving.step import StepModel, decode_time
 from simulator.studies.run import run
 
@@ -26,6 +27,9 @@ class ProbeResult:
     concurrency: int | None  # None with a rate
     max_batch_reached: int
     rate: float | None = None
+    performance_model: str = "roofline"
+    engine: str | None = None
+    engine_version: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -58,12 +62,42 @@ def _lengths(tokens: int, varied: bool) -> dict[str, Any]:
     return {"dist": "uniform", "low": tokens - spread, "high": tokens + spread}
 
 
-def _replica(
+def _architecture(model: str) -> Architecture:
+    return ArchitectureSpec.model_validate(architecture_spec(model)).resolve(model)
+
+
+def replica_performance(
+    model: str,
     gpu: str,
     gpus: int,
     precision: str,
+    performance: dict[str, Any] | None = None,
+    engine: str | None = None,
+    engine_version: str = "latest",
+    speculative: bool = False,
+) -> dict[str, Any]:
+    """The replica's `performance` mapping: `performance` when it names a model; roofline
+    overrides (mfu, mbu, ...) when it has keys but no model; else the default a scenario's
+    deployment gets (measured kernels where they cover the shape, `engine` if given)."""
+    if performance and "model" in performance:
+        if performance["model"] in ("roofline", "kernels"):
+            return {"precision": precision, **performance}
+        return dict(performance)
+    if performance:
+        if engine is not None:
+            raise ValueError(f"{', '.join(performance)}: tune the roofline, not the kernels")
+        return {"model": "roofline", "precision": precision, **performance}
+    chosen, _ = default_performance(
+        gpu, gpus, _architecture(model), precision, engine, engine_version, speculative
+    )
+    return chosen
+
+
+def _replica(
+    gpu: str,
+    gpus: int,
     max_batch: int,
-    performance: dict[str, Any] | None,
+    performance: dict[str, Any],
     chunked_prefill: bool,
     speculative: dict[str, Any] | None,
     kv_admission: str,
@@ -82,7 +116,7 @@ def _replica(
         "chunked_prefill": chunked_prefill,
         "kv_admission": kv_admission,
         "prefill": prefill,
-        "performance": {"model": "roofline", "precision": precision, **(performance or {})},
+        "performance": performance,
     }
     if speculative:
         deployment["speculative"] = speculative
@@ -97,7 +131,7 @@ def _step_model(model: str, deployment: dict[str, Any], tokens: int) -> StepMode
     from simulator.scenario.deployments import DedicatedSpec
     from simulator.scenario.loader import format_validation_error
 
-    arch = ArchitectureSpec.model_validate(architecture_spec(model)).resolve(model)
+    arch = _architecture(model)
     try:
         spec = DedicatedSpec.model_validate(deployment)
     except ValidationError as exc:  # options that do not go together, in one line each
@@ -125,14 +159,19 @@ def batch_latency(
     speculative: dict[str, Any] | None = None,
     kv_admission: str = "reserve",
     prefill: str = "fused",
+    engine: str | None = None,
+    engine_version: str = "latest",
 ) -> float:
     """Seconds from submitting `batch` prompts of `input_tokens` at once to one replica until
     the last of their answers, every one exactly `output_tokens` long, ends: the experiment of
     vLLM's `bench latency` (`benchmark_latency.py`), through the same engine as every
     scenario (the prompts prefilled together, then decoded as one batch; in waves when
     `max_batch` or the KV cache holds fewer)."""
+    chosen = replica_performance(
+        model, gpu, gpus, precision, performance, engine, engine_version, bool(speculative)
+    )
     deployment = _replica(
-        gpu, gpus, precision, batch if max_batch is None else max_batch, performance,
+        gpu, gpus, batch if max_batch is None else max_batch, chosen,
         chunked_prefill, speculative, kv_admission, prefill,
     )  # fmt: skip
     _step_model(model, deployment, input_tokens + output_tokens)
@@ -178,6 +217,8 @@ def probe(
     speculative: dict[str, Any] | None = None,
     kv_admission: str = "reserve",
     prefill: str = "fused",
+    engine: str | None = None,
+    engine_version: str = "latest",
 ) -> ProbeResult:
     """Measure one replica as fixed-concurrency benchmarks do (NVIDIA GenAI-Perf / AIPerf,
     vLLM `bench serve --max-concurrency`): `concurrency` clients (None: enough to fill the
@@ -187,10 +228,12 @@ def probe(
     state: requests sent after the ramp and a warm-up, finished within the run."""
     shape = architecture_spec(model)
     precision = precision or default_precision(gpu)
+    chosen = replica_performance(
+        model, gpu, gpus, precision, performance, engine, engine_version, bool(speculative)
+    )
     deployment = _replica(
-        gpu, gpus, precision, max_batch, performance, chunked_prefill, speculative,
-        kv_admission, prefill,
-    )  # fmt: skip
+        gpu, gpus, max_batch, chosen, chunked_prefill, speculative, kv_admission, prefill
+    )
     step = _step_model(model, deployment, input_tokens + output_tokens)
     # whole requests reserved; optimistic: what they hold on average
     held = input_tokens + (output_tokens / 2 if kv_admission == "optimistic" else output_tokens)
@@ -253,4 +296,7 @@ def probe(
         concurrency=clients if rate is None else None,
         max_batch_reached=int(deployment_report["peak_batch"]),
         rate=rate,
+        performance_model=str(deployment_report["performance_model"]),
+        engine=deployment_report["engine"],
+        engine_version=deployment_report["engine_version"],
     )

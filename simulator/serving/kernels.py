@@ -1,0 +1,454 @@
+"""The `kernels` performance model: a replica's step times from GPU kernels measured per GPU,
+engine and engine version (NVIDIA's `aiconfigurator-core` database and estimator).
+
+The estimator costs 3-440 us a call, far too slow for every simulated step, so each
+deployment shape (model, GPU, GPUs a replica, precision, engine, version) is tabulated once
+into array data (`KernelTable`): the step's non-attention time (GEMMs, communication, norms:
+a function of the tokens in the step, whether prompt or decode tokens), one prompt's causal
+attention by its length, and the decode attention of a batch by its size and context. A step
+is composed from them (`KernelModel`): non-attention over all its tokens, plus the prompts'
+attention, plus the batch's attention over its actual context — not one context for the
+whole batch, as the estimator's own mixed step assumes. Tables are kept in memory for the
+process and on disk (`cache_dir()`), keyed by the shape and the package's version; the
+estimator is imported only when a table must be built, so start-up does not pay for it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.serving.architecture import Architecture
+from simulator.serving.hardware import architecture_catalog, find_gpu
+from simulator.serving.step import Line
+
+PACKAGE = "aiconfigurator-core"
+PACKAGE_VERSION = "0.12.0"  # pinned in pyproject.toml; the coverage below is this version's
+ENGINES = ("trtllm", "vllm", "sglang")
+# TensorRT-LLM by default: the published measurements the model is checked against are
+# TensorRT-LLM's (docs/model.md, "Measured kernels"), NVIDIA NIM serves with it, and it has
+# the database's newest data on every GPU it covers.
+DEFAULT_ENGINE = "trtllm"
+
+# capsim's GPU -> the database's system. A100-40GB (other bandwidth), the PCIe parts, L4,
+# GH200 and AMD's GPUs have no measured data in it: the roofline serves them.
+SYSTEMS = {
+    "H100-SXM": "h100_sxm",
+    "H200": "h200_sxm",
+    "B200": "b200_sxm",
+    "GB200": "gb200",
+    "A100-80GB": "a100_sxm",
+    "L40S": "l40s",
+    "RTX-PRO-6000": "rtx_pro_6000_server",
+}
+# capsim's architecture -> the model config the package bundles (model_configs/)
+MODELS = {
+    "llama-3.1-8b": "meta-llama--Meta-Llama-3.1-8B",
+    "llama-3.1-70b": "meta-llama--Meta-Llama-3.1-70B",
+    "llama-3.1-405b": "meta-llama--Meta-Llama-3.1-405B",
+    "mixtral-8x7b": "mistralai--Mixtral-8x7B-v0.1",
+    "mixtral-8x22b": "mistralai--Mixtral-8x22B-v0.1",
+    "qwen3-8b": "Qwen--Qwen3-8B",
+    "qwen3-32b": "Qwen--Qwen3-32B",
+    "qwen3-30b-a3b": "Qwen--Qwen3-30B-A3B",
+    "qwen3-235b-a22b": "Qwen--Qwen3-235B-A22B",
+    "llama-4-scout": "meta-llama--Llama-4-Scout-17B-16E-Instruct",
+    "llama-4-maverick": "meta-llama--Llama-4-Maverick-17B-128E-Instruct",
+    "deepseek-v3": "deepseek-ai--DeepSeek-V3",
+}
+# GEMM precisions measured per (system, engine) in the 0.12.0 data (gemm_perf.parquet's
+# gemm_dtype, capsim's names); MoE models also need their experts' precision measured.
+_BLACKWELL = {"b200_sxm", "gb200", "rtx_pro_6000_server"}
+_GEMM = {"bf16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
+_MOE = {"bf16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
+_SGLANG_MOE_FP8 = "fp8_block"  # SGLang's measured FP8 MoE kernels are block-scaled
+
+
+def available() -> bool:
+    """Whether the kernel database is installed (no wheel on some platforms)."""
+    return importlib.util.find_spec("aiconfigurator_core") is not None
+
+
+def catalog_name(arch: Architecture) -> str | None:
+    """The bundled architecture `arch` is (a `like:` or a config of one, unchanged)."""
+    for known in architecture_catalog().values():
+        if replace(arch, name=known.name) == known:
+            return known.name
+    return None
+
+
+def uncovered(gpu: str, arch: Architecture | None, precision: str, engine: str) -> str | None:
+    """Why the database cannot price this shape, or None when it can."""
+    if not available():
+        return f"{PACKAGE} is not installed on this platform"
+    known = find_gpu(gpu)
+    system = SYSTEMS.get(known.name) if known is not None else None
+    if system is None:
+        return f"no measured kernels for {gpu} (measured: {', '.join(SYSTEMS)})"
+    name = catalog_name(arch) if arch is not None else None
+    if name not in MODELS:
+        return (
+            "no measured-kernel model config for this architecture (covered: "
+            + ", ".join(MODELS)
+            + ")"
+        )
+    if precision == "fp4" and system not in _BLACKWELL:
+        return f"no FP4 kernels on {known.name}"  # type: ignore[union-attr]
+    if precision == "fp8" and system == "a100_sxm":
+        return "the A100 has no FP8 kernels (use bf16)"
+    moe = arch is not None and arch.experts > arch.experts_per_token > 0
+    if moe and engine == "sglang" and system == "l40s" and precision == "fp8":
+        return "no FP8 MoE kernels for SGLang on L40S"
+    if moe and engine == "vllm" and system == "a100_sxm" and precision != "bf16":
+        return "no quantized MoE kernels for vLLM on A100"
+    return None
+
+
+def resolve_version(gpu: str, engine: str, version: str) -> str:
+    """The database's version for `version` ('latest', or a version it lists)."""
+    from aiconfigurator_core.sdk.engine import _literal_backend_version
+
+    known = find_gpu(gpu)
+    assert known is not None
+    system = SYSTEMS[known.name]
+    asked = None if version == "latest" else version
+    try:
+        return str(_literal_backend_version(system, engine, asked, None, None))
+    except Exception as exc:  # the package's own message names the versions it has
+        where = f"{engine} on {known.name}"
+        raise ValueError(f"engine_version {version!r} for {where}: {exc}") from None
+
+
+# --- tabulation ---------------------------------------------------------------------------
+
+# tokens in a step: the non-attention time is tabulated at these, and one prompt's attention
+TOKENS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072,
+          4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152, 65536, 98304,
+          131072)  # fmt: skip
+# decode: batch sizes, and each sequence's context tokens
+BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
+CONTEXTS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+FORMAT = 2  # of the cached tables; bump when the tabulation changes
+
+
+@dataclass(frozen=True)
+class KernelTable:
+    """A replica's step function as arrays (seconds): `non_attention[i]` for a step of
+    `tokens[i]` tokens, `prefill_attention[i]` for one prompt of `tokens[i]` tokens, and
+    `decode_attention[j, k]` for `batches[j]` sequences each holding `contexts[k]` tokens."""
+
+    tokens: np.ndarray
+    non_attention: np.ndarray
+    prefill_attention: np.ndarray
+    batches: np.ndarray
+    contexts: np.ndarray
+    decode_attention: np.ndarray
+    engine_version: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a table is measured for."""
+
+    model: str  # the bundled architecture's name
+    gpu: str  # capsim's GPU name
+    tp: int
+    precision: str
+    kv_precision: str
+    engine: str
+    engine_version: str  # as asked ('latest' or a version)
+
+    def key(self) -> str:
+        text = json.dumps([FORMAT, PACKAGE_VERSION, *self.__dict__.values()])
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cache_dir() -> Path | None:
+    """Where tables are kept between runs: $CAPSIM_CACHE_DIR, else the user's cache folder;
+    None when set to an empty string (no disk cache)."""
+    given = os.environ.get("CAPSIM_CACHE_DIR")
+    if given is not None:
+        return Path(given) if given else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "capsim" / "kernels"
+
+
+def compile_spec(shape: Shape) -> tuple[bytes, str]:
+    """The estimator's engine spec for `shape` (bytes, which worker processes can rebuild
+    it from) and the engine version it resolved to."""
+    import aiconfigurator_core
+    from aiconfigurator_core.sdk.engine import compile_engine
+
+    # its warnings (attention-lane defaults it lacks for an engine) are its own business
+    logging.getLogger("aiconfigurator_core").setLevel(logging.ERROR)
+    system = SYSTEMS[shape.gpu]
+    version = resolve_version(shape.gpu, shape.engine, shape.engine_version)
+    arch = architecture_catalog()[shape.model]
+    moe = arch.experts > arch.experts_per_token > 0
+    moe_quant = _MOE[shape.precision]
+    if moe and shape.engine == "sglang" and moe_quant == "fp8":
+        moe_quant = _SGLANG_MOE_FP8
+    configs = Path(aiconfigurator_core.__file__).parent / "model_configs"
+    with tempfile.TemporaryDirectory(prefix="capsim-kernels-") as folder:
+        # a local folder, so the package never tries to download the config
+        shutil.copy(configs / f"{MODELS[shape.model]}_config.json", Path(folder) / "config.json")
+        spec = compile_engine(
+            folder,
+            system,
+            shape.engine,
+            version,
+            tp_size=shape.tp,
+            gemm_quant_mode=_GEMM[shape.precision],
+            kvcache_quant_mode="bfloat16" if shape.kv_precision == "bf16" else "fp8",
+            moe_quant_mode=moe_quant if moe else None,
+            moe_tp_size=shape.tp if moe else None,
+            moe_ep_size=1 if moe else None,
+        )
+    return bytes(spec), version
+
+
+def tabulate(spec: bytes, version: str) -> KernelTable:
+    """Query the estimator built from `spec` over the grids (ms -> s)."""
+    import aiconfigurator_core
+
+    engine = aiconfigurator_core.AicEngine.from_spec(spec, None)
+    tokens = np.asarray(TOKENS, dtype=np.int64)
+    non_attention = np.empty(len(tokens))
+    prefill = np.empty(len(tokens))
+    for i, t in enumerate(TOKENS):
+        # one prompt of t tokens: (total, non-attention, prefill attention, decode attention)
+        _, rest, attention, _ = engine.mixed_step_breakdown(t, 0, t, 2)
+        non_attention[i], prefill[i] = rest / 1e3, attention / 1e3
+    decode = np.empty((len(BATCHES), len(CONTEXTS)))
+    for j, b in enumerate(BATCHES):
+        for k, c in enumerate(CONTEXTS):
+            # the estimator's decode context is isl + osl/2 + 1 for every sequence
+            decode[j, k] = engine.mixed_step_breakdown(0, b, c - 2, 2)[3] / 1e3
+    return KernelTable(
+        tokens=tokens,
+        non_attention=non_attention,
+        prefill_attention=prefill,
+        batches=np.asarray(BATCHES, dtype=np.int64),
+        contexts=np.asarray(CONTEXTS, dtype=np.int64),
+        decode_attention=decode,
+        engine_version=version,
+    )
+
+
+def _read(path: Path) -> KernelTable | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return KernelTable(
+                tokens=data["tokens"],
+                non_attention=data["non_attention"],
+                prefill_attention=data["prefill_attention"],
+                batches=data["batches"],
+                contexts=data["contexts"],
+                decode_attention=data["decode_attention"],
+                engine_version=str(data["engine_version"]),
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _write(path: Path, table: KernelTable) -> None:
+    """Write atomically (a reader never sees half a table); a cache that cannot be written
+    is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in table.__dict__.items()}
+            np.savez(out, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        return
+
+
+@lru_cache(maxsize=64)
+def kernel_table(shape: Shape) -> KernelTable:
+    """The table of `shape`: from this process's memory, the disk cache, or built."""
+    folder = cache_dir()
+    path = folder / f"{shape.key()}.npz" if folder is not None else None
+    if path is not None and path.exists():
+        found = _read(path)
+        if found is not None:
+            return found
+    spec, version = compile_spec(shape)
+    table = tabulate(spec, version)
+    if path is not None:
+        _write(path, table)
+    return table
+
+
+# --- the step model -----------------------------------------------------------------------
+
+
+class Piecewise:
+    """A piecewise-linear function through tabulated points, extended linearly past either
+    end, evaluated with one bisection (kept as cut points and a line per piece)."""
+
+    __slots__ = ("cuts", "intercepts", "slopes")
+
+    def __init__(self, xs: list[float], ys: list[float]) -> None:
+        self.cuts = xs[1:-1]  # piece i covers [xs[i], xs[i+1]); the ends extend
+        pairs = zip(xs, xs[1:], ys, ys[1:], strict=False)
+        self.slopes = [(y1 - y0) / (x1 - x0) for x0, x1, y0, y1 in pairs]
+        self.intercepts = [y - b * x for x, y, b in zip(xs, ys, self.slopes, strict=False)]
+
+    def __call__(self, x: float) -> float:
+        i = bisect.bisect_right(self.cuts, x)
+        return self.intercepts[i] + self.slopes[i] * x
+
+
+def _rising(values: np.ndarray) -> list[float]:
+    """`values` (>= 0) made non-decreasing: each the largest of those before it."""
+    return [float(x) for x in np.maximum.accumulate(np.maximum(values, 0.0))]
+
+
+def _lower_hull(xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
+    """The points (x ascending) of the lower convex hull: the greatest convex function
+    through or below the tabulated points, so that the maximum of its segments' lines is
+    the function itself (a point above the hull is left out: the decode attention is not
+    quite convex at small contexts, which costs at most ~3% of a step; docs/model.md)."""
+    hull: list[tuple[float, float]] = []
+    for x, y in zip(xs, ys, strict=True):
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = hull[-2], hull[-1]
+            if (y1 - y0) * (x - x0) >= (y - y0) * (x1 - x0):  # hull[-1] on or above the chord
+                hull.pop()
+            else:
+                break
+        hull.append((x, y))
+    return hull
+
+
+class KernelModel:
+    """A replica's step times from a `KernelTable` (see the module's docstring).
+
+    A decode step of B sequences holding C tokens in all: non-attention(B) plus the batch's
+    attention, tabulated at per-sequence contexts; between two of them it is a line in C,
+    the lines of the tabulated points' lower convex hull, so the step is the maximum of
+    those lines and the engine's closed-form sums apply."""
+
+    def __init__(
+        self,
+        table: KernelTable,
+        kv_capacity_tokens: float,
+        engine: str,
+        kv_bytes_per_token: float,
+    ) -> None:
+        self.table = table
+        self.kv_capacity_tokens = kv_capacity_tokens
+        self.engine = engine
+        self.kv_bytes_per_token = kv_bytes_per_token  # what a disaggregated replica sends
+        # more tokens never take less time: the measured tables' small dips (noise between
+        # kernels of neighbouring sizes) are levelled, so that no step time falls as its
+        # batch, prompt or context grows (the closed-form sums rely on it)
+        tokens = [float(x) for x in table.tokens]
+        self._rest = Piecewise(tokens, _rising(table.non_attention))
+        # a prompt's attention grows as its length squared: per token, about linearly
+        per_token = _rising(table.prefill_attention)
+        self._prompt = Piecewise(tokens, [y / x for x, y in zip(tokens, per_token, strict=True)])
+        self._batches = [float(x) for x in table.batches]
+        self._attention: dict[int, Piecewise] = {}
+        self._lines: dict[int, list[Line]] = {}
+        self._mixed: dict[tuple[int, int], list[Line]] = {}
+
+    def __reduce__(self) -> tuple[type[KernelModel], tuple[KernelTable, float, str, float]]:
+        return (
+            KernelModel,
+            (self.table, self.kv_capacity_tokens, self.engine, self.kv_bytes_per_token),
+        )
+
+    @property
+    def engine_version(self) -> str:
+        return self.table.engine_version
+
+    def non_attention(self, tokens: float) -> float:
+        """GEMMs, communication and the rest of a step over `tokens` tokens."""
+        return self._rest(tokens)
+
+    def prompt_attention(self, tokens: float, squared_tokens: float) -> float:
+        """Causal attention of prompts of `tokens` tokens in all: as many prompts of the
+        same length as the two sums give (exact for one prompt and for equal prompts), each
+        interpolated per token (a prompt's attention per token is about linear in its
+        length; interpolating the whole would overstate it between grid points)."""
+        if tokens <= 0 or squared_tokens <= 0:
+            return 0.0
+        return tokens * max(0.0, self._prompt(squared_tokens / tokens))
+
+    def attention(self, batch: int) -> Piecewise:
+        """The decode attention of `batch` sequences, a convex function of their context."""
+        found = self._attention.get(batch)
+        if found is None:
+            t = self.table
+            j = bisect.bisect_right(self._batches, batch)
+            j = min(max(j, 1), len(self._batches) - 1)
+            b0, b1 = self._batches[j - 1], self._batches[j]
+            w = (batch - b0) / (b1 - b0)
+            row = _rising((1 - w) * t.decode_attention[j - 1] + w * t.decode_attention[j])
+            hull = _lower_hull([float(c) * batch for c in t.contexts], row)
+            if len(hull) == 1:
+                hull.append((hull[0][0] + 1.0, hull[0][1]))
+            found = self._attention[batch] = Piecewise(*map(list, zip(*hull, strict=True)))
+        return found
+
+    def prefill_time(self, tokens: int, squared_tokens: float) -> float:
+        return self._rest(tokens) + self.prompt_attention(tokens, squared_tokens)
+
+    def fused_step_time(
+        self, tokens: int, squared_tokens: float, batch: int, context: float
+    ) -> float:
+        """Prompts of `tokens` tokens prefilled while `batch` sequences holding `context`
+        tokens in all decode one each (in-flight batching): one pass over all the tokens."""
+        seconds = self._rest(tokens + batch)
+        if tokens > 0 and squared_tokens > 0:
+            seconds += tokens * max(0.0, self._prompt(squared_tokens / tokens))
+        if batch:
+            seconds += self.attention(batch)(context)
+        return seconds
+
+    def decode_lines(self, batch: int) -> list[Line]:
+        lines = self._lines.get(batch)
+        if lines is None:
+            rest = self._rest(batch)
+            f = self.attention(batch)
+            lines = self._lines[batch] = [
+                (a + rest, b) for a, b in zip(f.intercepts, f.slopes, strict=True)
+            ]
+        return lines
+
+    def mixed_lines(self, batch: int, chunk: int) -> list[Line]:
+        """A step decoding `batch` sequences and prefilling a `chunk` of prompt tokens (its
+        attention to earlier chunks of the same prompt left out, as for the roofline)."""
+        lines = self._mixed.get((batch, chunk))
+        if lines is None:
+            base = self._rest(batch + chunk) + self.prompt_attention(chunk, float(chunk) * chunk)
+            if batch:
+                f = self.attention(batch)
+                lines = [(a + base, b) for a, b in zip(f.intercepts, f.slopes, strict=True)]
+            else:
+                lines = [(base, 0.0)]
+            self._mixed[batch, chunk] = lines
+        return lines
+
+
+def installed_version() -> str | None:
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
