@@ -102,6 +102,15 @@ def _gpu_prices(path: Path) -> dict[str, float]:
 @click.option("--max-replicas", default=16, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--gpus", help="also try these GPU types, e.g. H100-SXM,H200,B200; the cheapest wins")
 @click.option(
+    "--tp",
+    "tps",
+    help="also try these GPUs a replica (tensor parallel), e.g. 1,2,4,8; every shape a row",
+)
+@click.option(
+    "--engines",
+    help="also try these engines' measured kernels, e.g. trtllm,vllm,sglang",
+)
+@click.option(
     "--replications",
     type=click.IntRange(1, 1000),
     help="runs per fleet size (default: the scenario's, at least 3)",
@@ -158,6 +167,8 @@ def plan_command(
     deployment: str | None,
     max_replicas: int,
     gpus: str | None,
+    tps: str | None,
+    engines: str | None,
     replications: int | None,
     workers: int,
     gpu_prices: Path | None,
@@ -180,8 +191,9 @@ def plan_command(
     spread = _share("--growth-sd", growth_sd) if growth_sd is not None else None
     if months is None and (growth_sd is not None or rate != 0):
         raise click.UsageError("--growth and --growth-sd need --months")
-    if months is not None and gpus:
-        raise click.UsageError("--months forecasts one GPU type: drop --gpus")
+    shapes = _tp_list(tps), _engine_list(engines)
+    if months is not None and (gpus or tps or engines):
+        raise click.UsageError("--months forecasts one replica shape: drop --gpus, --tp, --engines")
     with _progress(not quiet, f"planning {spec.name}") as progress, _naming(scenario):
         if months is not None:
             from simulator.studies.forecast import forecast
@@ -190,14 +202,14 @@ def plan_command(
                 spec, months, rate, spread, deployment, max_replicas, replications, progress,
                 force, workers,
             )  # fmt: skip
-        elif gpus:
+        elif gpus or tps or engines:
             from simulator.studies.plan import plan_gpu_types
 
-            names = [g.strip() for g in gpus.split(",") if g.strip()]
+            names = [g.strip() for g in (gpus or "").split(",") if g.strip()]
             prices = _gpu_prices(gpu_prices) if gpu_prices is not None else None
             answer = plan_gpu_types(
                 spec, names, deployment, max_replicas, replications, progress, force, workers,
-                prices,
+                prices, *shapes,
             )  # fmt: skip
         else:
             answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
@@ -254,6 +266,8 @@ def plan_command(
     table.caption_justify = "left"
     console = console_for_tables()
     console.print(table)
+    if answer.get("gpu_options"):
+        console.print(shapes_table(answer["gpu_options"]))
     console.print(answer["verdict"], soft_wrap=False)
     if "forecast" in answer:
         console.print(forecast_table(answer["forecast"]))
@@ -275,14 +289,68 @@ def _with_settings(path: Path, settings: tuple[str, ...]) -> Scenario:
     return scenario_from_data(data, f"{source} with {shown}", base_dir)
 
 
+def shapes_table(options: list[dict[str, Any]]) -> Table:
+    """Every replica shape `plan` tried: its fleet and cost, or why it cannot serve."""
+    table = Table(title="Replica shapes tried", title_justify="left")
+    for column in ("GPU", "GPUs a replica", "priced by", "replicas", "monthly cost", "SLOs met"):
+        table.add_column(column, justify="left" if column in ("GPU", "priced by") else "right")
+    for o in options:
+        priced = o.get("performance_model") or "-"
+        if o.get("engine") and priced == "kernels":
+            priced += f" ({o['engine']})"
+        if o.get("error"):
+            table.add_row(o["gpu"], str(o["gpus_per_replica"]), priced, "-", o["error"], "no")
+            continue
+        cost = o["monthly_cost_usd"]
+        table.add_row(
+            o["gpu"],
+            str(o["gpus_per_replica"]),
+            priced,
+            "-" if o["replicas"] is None else str(o["replicas"]),
+            "-" if cost is None else f"${cost:,.0f}",
+            "yes" if o["slo_met"] else "no",
+        )
+    return table
+
+
+def _tp_list(text: str | None) -> list[int] | None:
+    """--tp's GPUs a replica: whole numbers 1-64, comma-separated."""
+    if text is None:
+        return None
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= 64:
+            raise click.BadParameter(
+                f"expected whole numbers 1-64, comma-separated, got {part!r}", param_hint="--tp"
+            )
+        values.append(int(part))
+    return list(dict.fromkeys(values))
+
+
+def _engine_list(text: str | None) -> list[str] | None:
+    """--engines: trtllm, vllm or sglang, comma-separated."""
+    if text is None:
+        return None
+    from simulator.serving.kernels import ENGINES
+
+    values = [p.strip().lower() for p in text.split(",")]
+    for value in values:
+        if value not in ENGINES:
+            raise click.BadParameter(
+                f"unknown engine {value!r} (known: {', '.join(ENGINES)})", param_hint="--engines"
+            )
+    return list(dict.fromkeys(values))
+
+
 def _share(option: str, text: str) -> float:
     """A rate a month written 8% or 0.08."""
     value = text.strip()
     try:
         return float(value[:-1]) / 100 if value.endswith("%") else float(value)
     except ValueError:
-        raise click.BadParameter(f"expected a share such as 8% or 0.08, got {text!r}",
-                                 param_hint=option) from None
+        raise click.BadParameter(
+            f"expected a share such as 8% or 0.08, got {text!r}", param_hint=option
+        ) from None
 
 
 def forecast_table(f: dict[str, Any]) -> Table:
@@ -295,8 +363,7 @@ def forecast_table(f: dict[str, Any]) -> Table:
     rows = f["rows"]
     shown = forecast_shown(f)
     table = Table(
-        title=f"Forecast for {f['deployment']}: {f['months']} months at "
-        f"{f['growth']:+.1%} a month",
+        title=f"Forecast for {f['deployment']}: {f['months']} months at {f['growth']:+.1%} a month",
         title_justify="left",
     )
     for column in ("month", "traffic", "replicas needed", *shown):

@@ -463,6 +463,9 @@ def summarize(
         "gpu": pool.get("gpu"),
         "gpus_per_replica": spec.gpus_per_replica,
         "price_per_gpu_hour": pool.get("price_per_gpu_hour"),
+        "performance_model": pool.get("performance_model"),
+        "engine": pool.get("engine"),
+        "engine_version": pool.get("engine_version"),
         "replications": replications,
         "workloads": routed,
         "replicas": chosen.replicas if chosen else None,
@@ -637,18 +640,23 @@ def _overflow(mix: dict[str, Any]) -> str:
         text += f" ({_count(monthly)} a month)"
     if mix.get("refused_monthly"):
         text += (
-            f", {_count(mix['refused_monthly'])} a month ({mix['refused_share']:.2%}) still "
-            "refused"
+            f", {_count(mix['refused_monthly'])} a month ({mix['refused_share']:.2%}) still refused"
         )
     return text
 
 
 def gpu_variant(
-    scenario: Scenario, name: str, gpu: str, gpu_prices: dict[str, float] | None
+    scenario: Scenario,
+    name: str,
+    gpu: str,
+    gpu_prices: dict[str, float] | None,
+    tp: int | None = None,
+    engine: str | None = None,
 ) -> tuple[Scenario | None, str | None]:
     """The scenario with deployment `name` on `gpu` (its settings kept; its price from
-    `gpu_prices`, else the bundled one; a commitment stays with the scenario's own GPU), or
-    None and why it is not valid (a GPU without a price, a model that does not fit)."""
+    `gpu_prices`, else the bundled one; a commitment stays with the scenario's own GPU), with
+    `tp` GPUs a replica and `engine`'s measured kernels when given, or None and why it is not
+    valid (a GPU without a price, a model that does not fit, kernels that do not cover it)."""
     from pydantic import ValidationError
 
     from simulator.scenario.loader import format_validation_error
@@ -659,17 +667,27 @@ def gpu_variant(
         raise CapsimError(f"--gpus: unknown GPU {gpu!r}")
     data = scenario.model_dump(by_alias=True, exclude_none=True)
     for d in data["deployments"]:
-        if d["name"] == name and find_gpu(d["gpu"]) != found:
+        if d["name"] != name:
+            continue
+        if find_gpu(d["gpu"]) != found:
             d["gpu"] = gpu
             d.pop("price_per_gpu_hour", None)
             d.pop("billing", None)  # a commitment is for the scenario's own GPU
             for key, price in (gpu_prices or {}).items():
                 if find_gpu(key) == found:
                     d["price_per_gpu_hour"] = price
+        if tp is not None:
+            d["gpus_per_replica"] = tp
+        if engine is not None:
+            given = d.get("performance") or {}
+            kept = {k: given[k] for k in ("precision", "kv_precision") if k in given}
+            d["performance"] = {"model": "kernels", "engine": engine, **kept}
     try:
         return Scenario.model_validate(data, context={"month_s": scenario.month}), None
     except ValidationError as exc:
-        return None, "; ".join(format_validation_error(exc, data))
+        problems = format_validation_error(exc, data)
+        return None, "; ".join(p.split(": ", 1)[-1] if p.startswith("deployments") else p
+                               for p in problems)  # fmt: skip
 
 
 def plan_gpu_types(
@@ -682,50 +700,80 @@ def plan_gpu_types(
     force: bool = False,
     workers: int = 1,
     gpu_prices: dict[str, float] | None = None,
+    tps: list[int] | None = None,
+    engines: list[str] | None = None,
 ) -> dict[str, Any]:
-    """`plan` for each GPU type; the answer is the cheapest that meets the SLOs, with every
-    option listed in `gpu_options`. Another GPU keeps the deployment's settings and takes
-    its price from `gpu_prices` (`--gpu-prices`), else its bundled one (the scenario's own
-    price stays with the scenario's own GPU)."""
-    name = planned_deployment(scenario, deployment).name
-    plans: list[tuple[str, dict[str, Any] | None, str | None]] = []
-    for k, gpu in enumerate(gpus):
-        variant, error = gpu_variant(scenario, name, gpu, gpu_prices)
+    """`plan` for each replica shape — GPU type (`gpus`; empty: the deployment's own), GPUs
+    a replica (`tps`) and engine (`engines`, measured kernels) — the answer the cheapest that
+    meets the SLOs, with every option listed in `gpu_options` (a cost, or `error` saying why
+    it cannot serve the model). Another GPU keeps the deployment's settings and takes its
+    price from `gpu_prices` (`--gpu-prices`), else its bundled one (the scenario's own price
+    stays with the scenario's own GPU)."""
+    spec = planned_deployment(scenario, deployment)
+    name = spec.name
+    tp_options: list[int | None] = list(tps) if tps else [None]
+    engine_options: list[str | None] = list(engines) if engines else [None]
+    shapes = [
+        (gpu, tp, engine)
+        for gpu in (gpus or [spec.gpu])
+        for tp in tp_options
+        for engine in engine_options
+    ]
+    plans: list[tuple[tuple[str, int | None, str | None], dict[str, Any] | None, str | None]]
+    plans = []
+    for k, (gpu, tp, engine) in enumerate(shapes):
+        variant, error = gpu_variant(scenario, name, gpu, gpu_prices, tp, engine)
         if variant is None:
-            plans.append((gpu, None, error))
+            plans.append(((gpu, tp, engine), None, error))
             continue
 
         def step(fraction: float, k: int = k) -> None:
             if progress is not None:
-                progress((k + fraction) / len(gpus))
+                progress((k + fraction) / len(shapes))
 
-        plans.append(
-            (gpu, plan(variant, name, max_replicas, replications, step, force, workers), None)
+        try:
+            found = plan(variant, name, max_replicas, replications, step, force, workers)
+        except CapsimError as exc:  # e.g. a shape too slow for one request to fit a run
+            plans.append(((gpu, tp, engine), None, str(exc)))
+            continue
+        plans.append(((gpu, tp, engine), found, None))
+    options = []
+    for (gpu, tp_asked, engine_asked), p, error in plans:
+        pool = p or {}
+        options.append(
+            {
+                "gpu": gpu,
+                "gpus_per_replica": tp_asked if tp_asked is not None else spec.gpus_per_replica,
+                "engine": pool.get("engine", engine_asked),
+                "performance_model": pool.get("performance_model"),
+                "replicas": p["replicas"] if p else None,
+                "monthly_cost_usd": p["monthly_cost_usd"] if p else None,
+                "slo_met": bool(p and p["slo_met"]),
+                "error": error,
+            }
         )
-    options = [
-        {
-            "gpu": gpu,
-            "replicas": p["replicas"] if p else None,
-            "monthly_cost_usd": p["monthly_cost_usd"] if p else None,
-            "slo_met": bool(p and p["slo_met"]),
-            "error": error,
-        }
-        for gpu, p, error in plans
-    ]
     feasible = [p for _, p, _ in plans if p is not None and p["slo_met"]]
     candidates = feasible or [p for _, p, _ in plans if p is not None]
     if not candidates:
         raise CapsimError(
-            "no GPU type could be planned: "
-            + "; ".join(f"{o['gpu']}: {o['error']}" for o in options)
+            "no replica shape could be planned: "
+            + "; ".join(f"{_shape_label(o)}: {o['error']}" for o in options)
         )
     best = min(candidates, key=lambda p: p["monthly_cost_usd"] or math.inf)
     best["gpu_options"] = options
     cheaper = ", ".join(
-        f"{o['gpu']} ${o['monthly_cost_usd']:,.0f} ({o['replicas']})"
+        f"{_shape_label(o)} ${o['monthly_cost_usd']:,.0f} ({o['replicas']})"
         for o in options
         if o["slo_met"] and o["monthly_cost_usd"] is not None
     )
     if cheaper:
-        best["verdict"] += f" GPU types that meet the SLOs, monthly cost (replicas): {cheaper}."
+        best["verdict"] += (
+            f" Replica shapes that meet the SLOs, monthly cost (replicas): {cheaper}."
+        )
     return best
+
+
+def _shape_label(option: dict[str, Any]) -> str:
+    """`2 x H100-SXM (vllm)`: a replica shape as the verdict and the table name it."""
+    label = f"{option['gpus_per_replica']} x {option['gpu']}"
+    return label + (f" ({option['engine']})" if option.get("engine") else "")
