@@ -7,15 +7,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from simulator.errors import CapsimError, RunTooLargeError
-from simulator.scenario.format import Scenario
-from simulator.scenario.loader import load_scenario
+
+if TYPE_CHECKING:
+    from simulator.scenario.format import Scenario
+
 
 EXIT_USAGE = 2
 
@@ -39,6 +41,8 @@ def _fail(message: str) -> None:
 
 def _load(path: Path) -> Scenario:
     """A scenario from a file, or from standard input when the path is `-`."""
+    from simulator.scenario.loader import load_scenario
+
     if str(path) != "-":
         return load_scenario(path)
     from simulator.files import MAX_TEXT_BYTES

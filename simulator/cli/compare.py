@@ -8,9 +8,6 @@ import click
 
 from simulator.cli.app import _naming, _progress, force_option, quiet_option
 from simulator.errors import CapsimError
-from simulator.report.build import to_json
-from simulator.report.tables import console_for_tables
-from simulator.scenario.loader import load_scenario
 
 
 @click.command("compare")
@@ -42,7 +39,9 @@ def compare_command(
     quiet: bool,
 ) -> None:
     """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
-    from simulator.scenario.loader import read_scenario_data, scenario_from_data
+    from simulator.report.build import to_json
+    from simulator.report.tables import console_for_tables
+    from simulator.scenario.loader import load_scenario, read_scenario_data, scenario_from_data
     from simulator.scenario.variants import parse_values, set_path
     from simulator.studies.compare import Variant, compare, comparison_csv, comparison_table
 

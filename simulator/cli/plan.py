@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -11,10 +11,9 @@ from rich.table import Table
 from simulator.cli.app import _naming, _progress, force_option, quiet_option
 from simulator.errors import CapsimError
 from simulator.files import check_out_dir
-from simulator.report.build import to_json
-from simulator.report.tables import console_for_tables
-from simulator.scenario.format import Scenario
-from simulator.scenario.loader import load_scenario
+
+if TYPE_CHECKING:
+    from simulator.scenario.format import Scenario
 
 
 def _gpu_price_table(text: str, path: Path) -> dict[str, Any]:
@@ -182,6 +181,9 @@ def plan_command(
     quiet: bool,
 ) -> None:
     """Find the cheapest fleet that meets every SLO, and whether to reserve it."""
+    from simulator.report.build import to_json
+    from simulator.report.tables import console_for_tables
+    from simulator.scenario.loader import load_scenario
     from simulator.studies.plan import plan
 
     spec = _with_settings(scenario, settings) if settings else load_scenario(scenario)
@@ -276,6 +278,7 @@ def plan_command(
 
 def _with_settings(path: Path, settings: tuple[str, ...]) -> Scenario:
     """The scenario at `path` with each `PATH=VALUE` of --set applied (VALUE read as YAML)."""
+
     from simulator.scenario.loader import parse_yaml, read_scenario_data, scenario_from_data
     from simulator.scenario.variants import set_path
 

@@ -9,8 +9,6 @@ import click
 from rich.table import Table
 
 from simulator.errors import CapsimError
-from simulator.report.tables import console_for_tables
-from simulator.serving.catalog import bundled_catalog, load_catalog_file
 
 
 @click.command("prices")
@@ -22,6 +20,9 @@ from simulator.serving.catalog import bundled_catalog, load_catalog_file
 def prices_command(model: str | None, catalog: Path | None, fmt: str) -> None:
     """Show the price catalog (USD per 1M tokens), or the models whose id contains MODEL."""
     import datetime
+
+    from simulator.report.tables import console_for_tables
+    from simulator.serving.catalog import bundled_catalog, load_catalog_file
 
     cat = load_catalog_file(catalog) if catalog else bundled_catalog()
     entries = cat.search(model)

@@ -9,7 +9,6 @@ import click
 from rich.table import Table
 
 from simulator.errors import CapsimError
-from simulator.report.tables import console_for_tables
 
 MAX_PROBE_CLIENTS = 10_000
 
@@ -241,6 +240,8 @@ def probe_command(
 
 def _print_figures(title: str, rows: list[tuple[str, str]]) -> None:
     """A probe's figures: a two-column table under its title."""
+    from simulator.report.tables import console_for_tables
+
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")

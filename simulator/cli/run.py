@@ -17,9 +17,6 @@ from simulator.cli.app import (
     quiet_option,
 )
 from simulator.files import check_out_dir
-from simulator.report.build import to_json
-from simulator.report.tables import overload_warning, print_table, to_csv
-from simulator.studies.run import run
 
 
 @click.command("run")
@@ -57,6 +54,10 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Simulate SCENARIO (`-`: standard input) and print its report."""
+    from simulator.report.build import to_json
+    from simulator.report.tables import overload_warning, print_table, to_csv
+    from simulator.studies.run import run
+
     spec = _load(scenario)
     if out is not None:
         check_out_dir(out)

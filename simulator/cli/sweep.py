@@ -12,8 +12,6 @@ from rich.table import Table
 
 from simulator.cli.app import _progress, _warn, quiet_option
 from simulator.errors import CapsimError
-from simulator.report.build import to_json
-from simulator.report.tables import console_for_tables
 
 
 @click.command("sweep")
@@ -67,6 +65,8 @@ def sweep_command(
 
 def _show_sweep(rows: list[dict[str, Any]], fmt: str) -> None:
     from simulator.report.build import TOTAL_KEYS as TOTALS
+    from simulator.report.build import to_json
+    from simulator.report.tables import console_for_tables
 
     if fmt == "json":
         click.echo(to_json(rows))

@@ -10,7 +10,6 @@ import click
 
 from simulator.cli.app import EXIT_USAGE, _load, _style
 from simulator.errors import CapsimError
-from simulator.scenario.format import Scenario
 
 
 @click.command("validate")
@@ -18,6 +17,8 @@ from simulator.scenario.format import Scenario
 def validate_command(scenarios: tuple[Path, ...]) -> None:
     """Check each SCENARIO (`-`: standard input) and say what it holds; exit 2 if any is
     invalid, after checking them all."""
+    from simulator.scenario.format import Scenario
+
     bad = 0
     for scenario in scenarios:
         try:
