@@ -12,6 +12,7 @@ from simulator.report.tables import (
     fmt_seconds,
     fmt_share,
     fmt_usd,
+    performance_label,
     slo_figures,
 )
 from simulator.scenario.format import Scenario
@@ -68,6 +69,7 @@ def assumptions(report: dict[str, Any], scenario: Scenario) -> list[list[Any]]:
                     f"{fmt_usd(d['price_per_gpu_hour'], True)} per GPU-hour",
                 ]
             )
+            rows.append([f"{d['name']}: speed modeled by", performance_label(d)])
     return rows
 
 

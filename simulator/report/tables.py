@@ -180,6 +180,14 @@ def report_tables(report: dict[str, Any]) -> Group:
             fmt_hours(d["gpu_hours"]),
             style="bold red" if d.get("overloaded") else None,
         )
+    modeled = [
+        f"{d['name']}: {d['gpus_per_replica']} x {d['gpu']}, {performance_label(d)}"
+        for d in report["deployments"]
+        if d.get("performance_model")
+    ]
+    if modeled:
+        deployments.caption = "speed modeled by: " + "; ".join(modeled)
+        deployments.caption_justify = "left"
     parts: list[Any] = [head, totals, workloads]
     if slos.row_count:
         parts.append(slos)
@@ -219,6 +227,16 @@ def overload_warning(d: dict[str, Any], horizon_s: float) -> str:
         " latency and cost describe this run's length, not a steady state. Add replicas,"
         " set max_queue to spill, or route less traffic to it."
     )
+
+
+def performance_label(d: dict[str, Any]) -> str:
+    """What priced a deployment's replicas: `measured kernels (trtllm 1.3.0rc20)`, or the
+    model and why the kernels did not."""
+    if d.get("engine"):
+        return f"measured kernels ({d['engine']} {d['engine_version']})"
+    note = d.get("performance_note")
+    model = str(d.get("performance_model") or "-")
+    return f"{model} ({note})" if note else model
 
 
 def console_for_tables() -> Console:
