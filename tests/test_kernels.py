@@ -221,3 +221,38 @@ def test_probe_names_the_engine_and_each_engine_differs() -> None:
         "--output-tokens", "200", "--engine", "vllm", "--mfu", "0.5",
     )  # fmt: skip
     assert out.returncode == 2 and "--engine" in out.stderr
+
+
+@needs_kernels
+def test_a_shape_the_database_lacks_kernels_for_falls_back_to_the_roofline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Covered on paper, refused by the estimator (a MoE kernel it never measured): the
+    default is the roofline and the report says why; asked for explicitly, it is an error
+    naming the deployment, never a traceback."""
+
+    def refuse(*_: Any) -> None:
+        raise RuntimeError("perf database error: MoE data missing for MoeKey {..} at /site/x")
+
+    monkeypatch.setenv("CAPSIM_CACHE_DIR", "")
+    monkeypatch.setattr(kernels, "tabulate", refuse)
+    kernels.kernel_table.cache_clear()
+    kernels.table_or_reason.cache_clear()
+    try:
+        data = _scenario_data()
+        result = run_checked(make_scenario(**{k: v for k, v in data.items() if k != "name"}))
+        pool = result.report["deployments"][0]
+        assert pool["performance_model"] == "roofline"
+        assert (
+            "lacks data" in pool["performance_note"]
+            and "MoE data missing" in pool["performance_note"]
+        )
+        assert "/site/" not in pool["performance_note"]
+        from simulator.errors import ScenarioError
+
+        explicit = _scenario_data(performance={"model": "kernels"})
+        with pytest.raises(ScenarioError, match=r"deployments\.pool.*lacks data"):
+            make_scenario(**{k: v for k, v in explicit.items() if k != "name"})
+    finally:
+        kernels.kernel_table.cache_clear()
+        kernels.table_or_reason.cache_clear()

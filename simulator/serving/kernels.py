@@ -141,7 +141,7 @@ TOKENS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 
 # decode: batch sizes, and each sequence's context tokens
 BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
 CONTEXTS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
-FORMAT = 2  # of the cached tables; bump when the tabulation changes
+FORMAT = 3  # of the cached tables; bump when the tabulation changes
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,11 @@ class KernelTable:
     contexts: np.ndarray
     decode_attention: np.ndarray
     engine_version: str
+    layout: str = "tp"  # MoE experts: tensor parallel (tp) or expert parallel (ep)
+
+
+class KernelDataMissing(ValueError):
+    """The database lacks a kernel this shape needs (the estimator refused it)."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +191,10 @@ def cache_dir() -> Path | None:
     return Path(base) / "capsim" / "kernels"
 
 
-def compile_spec(shape: Shape) -> tuple[bytes, str]:
+def compile_spec(shape: Shape, layout: str = "tp") -> tuple[bytes, str]:
     """The estimator's engine spec for `shape` (bytes, which worker processes can rebuild
-    it from) and the engine version it resolved to."""
+    it from) and the engine version it resolved to; a MoE model's experts split over the
+    GPUs by tensor (`tp`) or by expert (`ep`)."""
     import aiconfigurator_core
     from aiconfigurator_core.sdk.engine import compile_engine
 
@@ -214,13 +220,13 @@ def compile_spec(shape: Shape) -> tuple[bytes, str]:
             gemm_quant_mode=_GEMM[shape.precision],
             kvcache_quant_mode="bfloat16" if shape.kv_precision == "bf16" else "fp8",
             moe_quant_mode=moe_quant if moe else None,
-            moe_tp_size=shape.tp if moe else None,
-            moe_ep_size=1 if moe else None,
+            moe_tp_size=(1 if layout == "ep" else shape.tp) if moe else None,
+            moe_ep_size=(shape.tp if layout == "ep" else 1) if moe else None,
         )
     return bytes(spec), version
 
 
-def tabulate(spec: bytes, version: str) -> KernelTable:
+def tabulate(spec: bytes, version: str, layout: str = "tp") -> KernelTable:
     """Query the estimator built from `spec` over the grids (ms -> s)."""
     import aiconfigurator_core
 
@@ -245,6 +251,7 @@ def tabulate(spec: bytes, version: str) -> KernelTable:
         contexts=np.asarray(CONTEXTS, dtype=np.int64),
         decode_attention=decode,
         engine_version=version,
+        layout=layout,
     )
 
 
@@ -259,6 +266,7 @@ def _read(path: Path) -> KernelTable | None:
                 contexts=data["contexts"],
                 decode_attention=data["decode_attention"],
                 engine_version=str(data["engine_version"]),
+                layout=str(data["layout"]),
             )
     except (OSError, KeyError, ValueError):
         return None
@@ -278,20 +286,60 @@ def _write(path: Path, table: KernelTable) -> None:
         return
 
 
+def layouts(shape: Shape) -> list[str]:
+    """How a replica's GPUs may split a MoE model's experts, in the order tried: by expert
+    (what TensorRT-LLM's published MoE runs use, and the database measures most), then by
+    tensor. Dense models, and MoE on one GPU: tensor parallel only."""
+    arch = architecture_catalog()[shape.model]
+    moe = arch.experts > arch.experts_per_token > 0
+    return ["ep", "tp"] if moe and shape.tp > 1 else ["tp"]
+
+
 @lru_cache(maxsize=64)
 def kernel_table(shape: Shape) -> KernelTable:
-    """The table of `shape`: from this process's memory, the disk cache, or built."""
+    """The table of `shape`: from this process's memory, the disk cache, or built (the
+    first layout the database has every kernel for); KernelDataMissing when none."""
     folder = cache_dir()
     path = folder / f"{shape.key()}.npz" if folder is not None else None
     if path is not None and path.exists():
         found = _read(path)
         if found is not None:
             return found
-    spec, version = compile_spec(shape)
-    table = tabulate(spec, version)
-    if path is not None:
-        _write(path, table)
-    return table
+    problems = []
+    for layout in layouts(shape):
+        try:
+            spec, version = compile_spec(shape, layout)
+            table = tabulate(spec, version, layout)
+        except ValueError as exc:  # a version the database does not list
+            if isinstance(exc, KernelDataMissing) or "engine_version" in str(exc):
+                raise
+            problems.append(_short(exc))
+            continue
+        except Exception as exc:  # the estimator's own errors: data it lacks for the shape
+            problems.append(_short(exc))
+            continue
+        if path is not None:
+            _write(path, table)
+        return table
+    raise KernelDataMissing(
+        f"the kernel database lacks data for {shape.model} on {shape.tp} x {shape.gpu} "
+        f"({shape.precision}, {shape.engine}): {'; '.join(dict.fromkeys(problems))}"
+    )
+
+
+def _short(exc: Exception) -> str:
+    """The estimator's message without the installed package's paths."""
+    text = str(exc).split(" at /")[0].strip().removeprefix("perf database error: ")
+    return text[:160] or type(exc).__name__
+
+
+@lru_cache(maxsize=64)
+def table_or_reason(shape: Shape) -> KernelTable | str:
+    """`kernel_table(shape)`, or why the database cannot give it."""
+    try:
+        return kernel_table(shape)
+    except KernelDataMissing as exc:
+        return str(exc)
 
 
 # --- the step model -----------------------------------------------------------------------

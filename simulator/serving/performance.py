@@ -359,6 +359,19 @@ def default_performance(
         )
         if engine is not None:  # asked for: the user's call
             reason = None
+    if reason is None:  # covered on paper: the shape's every kernel must be measured too
+        assert found is not None and arch is not None
+        shape = kernels.Shape(
+            model=kernels.catalog_name(arch) or arch.name,
+            gpu=found.name,
+            tp=gpus,
+            precision=precision,
+            kv_precision="bf16" if precision == "bf16" else "fp8",
+            engine=chosen,
+            engine_version=engine_version,
+        )
+        table = kernels.table_or_reason(shape)
+        reason = table if isinstance(table, str) else None
     if reason is not None:
         if engine is not None:
             raise ValueError(f"engine {engine}: {reason}")
