@@ -256,3 +256,40 @@ def test_a_shape_the_database_lacks_kernels_for_falls_back_to_the_roofline(
     finally:
         kernels.kernel_table.cache_clear()
         kernels.table_or_reason.cache_clear()
+
+
+@needs_kernels
+def test_attention_data_parallel_spreads_the_batch_over_the_ranks() -> None:
+    """`dep`: each of the replica's GPUs a rank with its share of the batch: a replica step
+    of 8 x b sequences is one rank's step of b, and the non-expert weights on every GPU
+    leave less room for the KV cache than tensor parallel does."""
+    from simulator.scenario.deployments import KernelsSpec
+    from simulator.serving.hardware import find_gpu
+    from simulator.serving.performance import kv_capacity
+
+    shape = kernels.Shape(
+        "qwen3-30b-a3b", "H200", 8, "fp8", "fp8", "trtllm", "latest", layout="dep"
+    )
+    table = kernels.kernel_table(shape)
+    assert (table.layout, table.ranks) == ("dep", 8)
+    model = kernels.KernelModel(table, 1e9, "trtllm", 1.0)
+    one_rank = kernels.KernelModel(
+        kernels.KernelTable(**{**table.__dict__, "ranks": 1}), 1e9, "trtllm", 1.0
+    )
+    for b in (1, 16, 200):
+        assert model.decode_lines(8 * b)[0][0] == pytest.approx(
+            one_rank.decode_lines(b)[0][0], rel=1e-9
+        )
+        context = 8 * b * 3000.0
+        assert model.fused_step_time(0, 0.0, 8 * b, context) == pytest.approx(
+            one_rank.fused_step_time(0, 0.0, b, context / 8), rel=1e-9
+        )
+    # fewer sequences than ranks: the busiest rank runs one
+    assert model.decode_lines(3)[0][0] == pytest.approx(one_rank.decode_lines(1)[0][0])
+    arch = find_architecture("qwen3-30b-a3b")
+    gpu = find_gpu("H200")
+    assert arch is not None and gpu is not None
+    perf = KernelsSpec(model="kernels")
+    spread = kv_capacity(perf, arch, gpu, 8)[0]
+    replicated = kv_capacity(perf, arch, gpu, 8, replicated=True)[0]
+    assert replicated < spread

@@ -263,7 +263,7 @@ def _probe_batch(
 ) -> None:
     """`capsim probe --batch`: one batch sent at once (in waves of --max-batch), its
     latency."""
-    from simulator.studies.probe import batch_latency
+    from simulator.studies.probe import batch_latency, replica_performance
 
     try:
         seconds = batch_latency(
@@ -271,10 +271,22 @@ def _probe_batch(
         )
     except (ValueError, CapsimError) as exc:
         raise CapsimError(str(exc)) from None
+    chosen = replica_performance(
+        model, gpu, gpus, precision, options["performance"], options["engine"],
+        options["engine_version"], bool(options["speculative"]),
+    )  # fmt: skip
+    version = None
+    if chosen["model"] == "kernels":
+        from simulator.serving.kernels import resolve_version
+
+        version = resolve_version(gpu, chosen["engine"], chosen["engine_version"])
     result = {
         "batch": batch,
         "latency_s": seconds,
         "output_tokens_per_s": batch * output_tokens / seconds,
+        "performance_model": chosen["model"],
+        "engine": chosen.get("engine"),
+        "engine_version": version,
     }
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
@@ -285,5 +297,9 @@ def _probe_batch(
         [
             ("latency (the batch done)", f"{seconds:,.3f} s"),
             ("output tokens/s", f"{result['output_tokens_per_s']:,.0f}"),
+            (
+                "performance model",
+                f"kernels, {chosen['engine']} {version}" if version else chosen["model"],
+            ),
         ],
     )

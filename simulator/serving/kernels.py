@@ -141,7 +141,11 @@ TOKENS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 
 # decode: batch sizes, and each sequence's context tokens
 BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048)
 CONTEXTS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
-FORMAT = 3  # of the cached tables; bump when the tabulation changes
+FORMAT = 4  # of the cached tables; bump when the tabulation changes
+# a MoE replica of several GPUs: the layouts tried, in order. Expert parallel first: the
+# closest on the published rows the roofline was fitted on (Qwen3-235B-A22B on 8 GPUs:
+# median error 16.9% ep, 19.9% dep, 28.9% tp; benchmarks/README.md, "Measured kernels")
+MOE_LAYOUTS = ("ep", "dep", "tp")
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,11 @@ class KernelTable:
     contexts: np.ndarray
     decode_attention: np.ndarray
     engine_version: str
-    layout: str = "tp"  # MoE experts: tensor parallel (tp) or expert parallel (ep)
+    # how the replica's GPUs split the model: tp (all of it tensor parallel), ep (MoE experts
+    # expert parallel, attention tensor parallel), dep (experts expert parallel, attention
+    # data parallel: each GPU a rank with its own share of the batch)
+    layout: str = "tp"
+    ranks: int = 1  # attention data-parallel ranks the batch is spread over (dep: the GPUs)
 
 
 class KernelDataMissing(ValueError):
@@ -175,6 +183,7 @@ class Shape:
     kv_precision: str
     engine: str
     engine_version: str  # as asked ('latest' or a version)
+    layout: str = "auto"  # or tp, ep, dep (KernelTable.layout)
 
     def key(self) -> str:
         text = json.dumps([FORMAT, PACKAGE_VERSION, *self.__dict__.values()])
@@ -193,8 +202,8 @@ def cache_dir() -> Path | None:
 
 def compile_spec(shape: Shape, layout: str = "tp") -> tuple[bytes, str]:
     """The estimator's engine spec for `shape` (bytes, which worker processes can rebuild
-    it from) and the engine version it resolved to; a MoE model's experts split over the
-    GPUs by tensor (`tp`) or by expert (`ep`)."""
+    it from) and the engine version it resolved to, for a `layout` of the GPUs (see
+    `KernelTable.layout`)."""
     import aiconfigurator_core
     from aiconfigurator_core.sdk.engine import compile_engine
 
@@ -216,18 +225,20 @@ def compile_spec(shape: Shape, layout: str = "tp") -> tuple[bytes, str]:
             system,
             shape.engine,
             version,
-            tp_size=shape.tp,
+            tp_size=1 if layout == "dep" else shape.tp,
+            attention_dp_size=shape.tp if layout == "dep" else 1,
             gemm_quant_mode=_GEMM[shape.precision],
             kvcache_quant_mode="bfloat16" if shape.kv_precision == "bf16" else "fp8",
             moe_quant_mode=moe_quant if moe else None,
-            moe_tp_size=(1 if layout == "ep" else shape.tp) if moe else None,
-            moe_ep_size=(shape.tp if layout == "ep" else 1) if moe else None,
+            moe_tp_size=(shape.tp if layout == "tp" else 1) if moe else None,
+            moe_ep_size=(1 if layout == "tp" else shape.tp) if moe else None,
         )
     return bytes(spec), version
 
 
-def tabulate(spec: bytes, version: str, layout: str = "tp") -> KernelTable:
-    """Query the estimator built from `spec` over the grids (ms -> s)."""
+def tabulate(spec: bytes, version: str, layout: str = "tp", ranks: int = 1) -> KernelTable:
+    """Query the estimator built from `spec` over the grids (ms -> s); with attention data
+    parallel (`ranks` > 1) the grids are one rank's tokens and batch."""
     import aiconfigurator_core
 
     engine = aiconfigurator_core.AicEngine.from_spec(spec, None)
@@ -252,6 +263,7 @@ def tabulate(spec: bytes, version: str, layout: str = "tp") -> KernelTable:
         decode_attention=decode,
         engine_version=version,
         layout=layout,
+        ranks=ranks,
     )
 
 
@@ -267,6 +279,7 @@ def _read(path: Path) -> KernelTable | None:
                 decode_attention=data["decode_attention"],
                 engine_version=str(data["engine_version"]),
                 layout=str(data["layout"]),
+                ranks=int(data["ranks"]),
             )
     except (OSError, KeyError, ValueError):
         return None
@@ -287,12 +300,14 @@ def _write(path: Path, table: KernelTable) -> None:
 
 
 def layouts(shape: Shape) -> list[str]:
-    """How a replica's GPUs may split a MoE model's experts, in the order tried: by expert
-    (what TensorRT-LLM's published MoE runs use, and the database measures most), then by
-    tensor. Dense models, and MoE on one GPU: tensor parallel only."""
+    """How a replica's GPUs may split the model, in the order tried (`MOE_LAYOUTS` for a
+    MoE model on several GPUs; the first the database has every kernel for wins). Dense
+    models, and MoE on one GPU: tensor parallel only."""
     arch = architecture_catalog()[shape.model]
     moe = arch.experts > arch.experts_per_token > 0
-    return ["ep", "tp"] if moe and shape.tp > 1 else ["tp"]
+    if shape.layout != "auto":
+        return [shape.layout]
+    return list(MOE_LAYOUTS) if moe and shape.tp > 1 else ["tp"]
 
 
 @lru_cache(maxsize=64)
@@ -309,7 +324,7 @@ def kernel_table(shape: Shape) -> KernelTable:
     for layout in layouts(shape):
         try:
             spec, version = compile_spec(shape, layout)
-            table = tabulate(spec, version, layout)
+            table = tabulate(spec, version, layout, shape.tp if layout == "dep" else 1)
         except ValueError as exc:  # a version the database does not list
             if isinstance(exc, KernelDataMissing) or "engine_version" in str(exc):
                 raise
@@ -412,6 +427,7 @@ class KernelModel:
         per_token = _rising(table.prefill_attention)
         self._prompt = Piecewise(tokens, [y / x for x, y in zip(tokens, per_token, strict=True)])
         self._batches = [float(x) for x in table.batches]
+        self._ranks = max(1, int(table.ranks))
         self._attention: dict[int, Piecewise] = {}
         self._lines: dict[int, list[Line]] = {}
         self._mixed: dict[tuple[int, int], list[Line]] = {}
@@ -427,8 +443,12 @@ class KernelModel:
         return self.table.engine_version
 
     def non_attention(self, tokens: float) -> float:
-        """GEMMs, communication and the rest of a step over `tokens` tokens."""
-        return self._rest(tokens)
+        """GEMMs, communication and the rest of a step over `tokens` tokens (spread over
+        the attention data-parallel ranks, if any)."""
+        ranks = self._ranks
+        if ranks == 1:
+            return self._rest(tokens)
+        return self._rest(max(tokens / ranks, min(tokens, 1.0)))  # the busiest rank's
 
     def prompt_attention(self, tokens: float, squared_tokens: float) -> float:
         """Causal attention of prompts of `tokens` tokens in all: as many prompts of the
@@ -437,17 +457,21 @@ class KernelModel:
         length; interpolating the whole would overstate it between grid points)."""
         if tokens <= 0 or squared_tokens <= 0:
             return 0.0
-        return tokens * max(0.0, self._prompt(squared_tokens / tokens))
+        seconds = tokens * max(0.0, self._prompt(squared_tokens / tokens))
+        if self._ranks > 1:  # the prompts spread over the ranks, one prompt on one rank
+            seconds /= min(self._ranks, tokens * tokens / squared_tokens)
+        return seconds
 
     def attention(self, batch: int) -> Piecewise:
         """The decode attention of `batch` sequences, a convex function of their context."""
         found = self._attention.get(batch)
         if found is None:
             t = self.table
-            j = bisect.bisect_right(self._batches, batch)
+            per_rank = max(1.0, batch / self._ranks)  # the busiest rank's sequences
+            j = bisect.bisect_right(self._batches, per_rank)
             j = min(max(j, 1), len(self._batches) - 1)
             b0, b1 = self._batches[j - 1], self._batches[j]
-            w = (batch - b0) / (b1 - b0)
+            w = (per_rank - b0) / (b1 - b0)
             row = _rising((1 - w) * t.decode_attention[j - 1] + w * t.decode_attention[j])
             hull = _lower_hull([float(c) * batch for c in t.contexts], row)
             if len(hull) == 1:
@@ -456,16 +480,21 @@ class KernelModel:
         return found
 
     def prefill_time(self, tokens: int, squared_tokens: float) -> float:
-        return self._rest(tokens) + self.prompt_attention(tokens, squared_tokens)
+        return self.non_attention(tokens) + self.prompt_attention(tokens, squared_tokens)
 
     def fused_step_time(
         self, tokens: int, squared_tokens: float, batch: int, context: float
     ) -> float:
         """Prompts of `tokens` tokens prefilled while `batch` sequences holding `context`
         tokens in all decode one each (in-flight batching): one pass over all the tokens."""
-        seconds = self._rest(tokens + batch)
-        if tokens > 0 and squared_tokens > 0:
-            seconds += tokens * max(0.0, self._prompt(squared_tokens / tokens))
+        if self._ranks > 1:
+            seconds = self.non_attention(tokens + batch) + self.prompt_attention(
+                tokens, squared_tokens
+            )
+        else:  # the common case inlined (asked for at every admission)
+            seconds = self._rest(tokens + batch)
+            if tokens > 0 and squared_tokens > 0:
+                seconds += tokens * max(0.0, self._prompt(squared_tokens / tokens))
         if batch:
             seconds += self.attention(batch)(context)
         return seconds
@@ -473,7 +502,7 @@ class KernelModel:
     def decode_lines(self, batch: int) -> list[Line]:
         lines = self._lines.get(batch)
         if lines is None:
-            rest = self._rest(batch)
+            rest = self.non_attention(batch)
             f = self.attention(batch)
             lines = self._lines[batch] = [
                 (a + rest, b) for a, b in zip(f.intercepts, f.slopes, strict=True)
@@ -485,7 +514,9 @@ class KernelModel:
         attention to earlier chunks of the same prompt left out, as for the roofline)."""
         lines = self._mixed.get((batch, chunk))
         if lines is None:
-            base = self._rest(batch + chunk) + self.prompt_attention(chunk, float(chunk) * chunk)
+            base = self.non_attention(batch + chunk) + self.prompt_attention(
+                chunk, float(chunk) * chunk
+            )
             if batch:
                 f = self.attention(batch)
                 lines = [(a + base, b) for a, b in zip(f.intercepts, f.slopes, strict=True)]

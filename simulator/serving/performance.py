@@ -420,14 +420,21 @@ def performance_fields(
 
 
 def kv_capacity(
-    perf: RooflineSpec | KernelsSpec, arch: Architecture, gpu: GPU, tp: int
+    perf: RooflineSpec | KernelsSpec,
+    arch: Architecture,
+    gpu: GPU,
+    tp: int,
+    replicated: bool = False,
 ) -> tuple[float, float, float, float]:
     """KV-cache tokens one replica holds, with the KV bytes a token, the weights' bytes and
     the GPUs' free bytes after weights and activations: the weights, the activation
-    reserve, then `memory_fraction` of the rest (as TensorRT-LLM sizes its cache)."""
+    reserve, then `memory_fraction` of the rest (as TensorRT-LLM sizes its cache). With
+    attention data parallel (`replicated`), every GPU holds the weights other than the
+    routed experts'."""
     kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
     kv_bytes = arch.kv_bytes_per_token_bf16 * BYTES_PER_WEIGHT[kv_precision] / 2.0
-    weights = arch.total_params_b * 1e9 * BYTES_PER_WEIGHT[perf.precision]
+    params = arch.total_params_b + (arch.shared_params_b * (tp - 1) if replicated else 0.0)
+    weights = params * 1e9 * BYTES_PER_WEIGHT[perf.precision]
     reserve_gb = perf.activation_reserve_gb
     reserve = (activation_reserve_bytes(arch, tp) if reserve_gb is None else reserve_gb * 1e9) * tp
     free = gpu.memory_gb * 1e9 * tp - weights - reserve
@@ -480,6 +487,8 @@ def build_step_model(
             engine_version=perf.engine_version,
         )
         table = kernels.kernel_table(shape)
+        if table.layout == "dep":  # attention weights on every GPU: less room for KV
+            capacity, kv_bytes, _, _ = kv_capacity(perf, arch, gpu, tp, replicated=True)
         return kernels.KernelModel(table, math.floor(capacity), perf.engine, kv_bytes)
     assert isinstance(perf, RooflineSpec)
     kv_precision = perf.kv_precision or ("bf16" if perf.precision == "bf16" else "fp8")
