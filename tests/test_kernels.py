@@ -154,6 +154,7 @@ def test_the_default_is_measured_kernels_where_they_cover_the_shape() -> None:
         ("H100-SXM", 1, "llama-2-70b", "no measured-kernel model config"),
         ("L40S", 2, "llama-3.1-8b", "L40S over PCIe"),
         ("A100-80GB", 1, "llama-3.1-8b", "A100 has no FP8"),
+        ("B200", 1, "llama-4-scout", "closer to the roofline"),
     ],
 )
 def test_elsewhere_the_roofline_serves_and_the_report_says_why(

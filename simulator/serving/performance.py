@@ -343,15 +343,18 @@ def default_performance(
     `performance` mapping, and why it is the roofline (None when it is the kernels):
     measured kernels where the database covers the GPU, the architecture and the precision
     (`kernels.uncovered`), the roofline elsewhere — and where published measurements say the
-    roofline is closer (docs/model.md, "Measured kernels"): L40S replicas of more than one
-    GPU, whose all-reduce over PCIe the database makes 53-83% too slow. With `engine` the
-    kernels are asked for: ValueError when they cannot serve."""
+    roofline is closer (docs/model.md, "Measured kernels"): Llama 4 models
+    (`kernels.ROOFLINE_CLOSER`), and L40S replicas of more than one GPU, whose all-reduce
+    over PCIe the database makes 53-83% too slow. With `engine` the kernels are asked for:
+    ValueError when they cannot serve."""
     roofline = {"model": "roofline", "precision": precision}
     chosen = engine or kernels.DEFAULT_ENGINE
     reason = kernels.uncovered(gpu, arch, precision, chosen)
     if reason is None and speculative:
         reason = "speculative decoding is modeled with the roofline"
     found = find_gpu(gpu)
+    if reason is None and engine is None and arch is not None:
+        reason = kernels.ROOFLINE_CLOSER.get(kernels.catalog_name(arch) or "")
     if reason is None and found is not None and found.name == "L40S" and gpus > 1:
         reason = (
             "L40S over PCIe: the measured all-reduce is too slow against published "
