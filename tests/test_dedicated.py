@@ -866,11 +866,20 @@ def test_fused_prefill_serves_more_when_prompts_arrive_while_the_batch_runs() ->
     at a time (no batch to fuse with) times the same either way."""
     from simulator.studies.probe import probe
 
-    separate = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64, prefill="separate")
-    fused = probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64)
+    roofline = {"model": "roofline"}
+    args = ("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 64, 64)
+    separate = probe(*args, performance=roofline, prefill="separate")
+    fused = probe(*args, performance=roofline)
     assert fused.tpot_s is not None and separate.tpot_s is not None
     assert fused.tpot_s < 0.9 * separate.tpot_s
     assert fused.output_tokens_per_s > 1.1 * separate.output_tokens_per_s
+    # the measured kernels too: one pass of GEMMs over the prompts and the batch's tokens
+    separate = probe(*args, prefill="separate")
+    fused = probe(*args)
+    assert fused.performance_model == "kernels"
+    assert fused.tpot_s is not None and separate.tpot_s is not None
+    assert fused.tpot_s < 0.95 * separate.tpot_s
+    assert fused.output_tokens_per_s > 1.05 * separate.output_tokens_per_s
     alone = [
         probe("llama-3.1-8b", "H100-SXM", 1, "fp8", 1000, 200, 1, 64, prefill=mode)
         for mode in ("separate", "fused")

@@ -37,8 +37,17 @@ POINTS = _one_per_configuration(ALL_POINTS)
 # same chip's B200 row) and Llama 4 Maverick on 8 x H100 (+100%; published 3.3x below
 # 8 x H200, whose memory and bandwidth are 1.8x and 1.4x the H100's)
 TOLERANCE = {"fit": 0.8, "held-out": 1.05}
+# the default (measured kernels where they cover the shape; benchmarks/README.md, "Measured
+# kernels"): today's worst dense configuration is 8.6% off (405B on 8 x H200), the worst MoE
+# ones the same two rows as above (+94% and +100%)
+DEFAULT_TOLERANCE = {"dense": 0.15, "MoE": 1.05}
 
 
+def _family(model: str) -> str:
+    return "MoE" if model.startswith(("qwen3-235b", "qwen3-30b", "llama-4")) else "dense"
+
+
+@pytest.mark.parametrize("performance", ["roofline", "default"])
 @pytest.mark.parametrize(
     "row",
     POINTS,
@@ -48,9 +57,10 @@ TOLERANCE = {"fit": 0.8, "held-out": 1.05}
         for p in POINTS
     ],
 )
-def test_probe_is_near_published_throughput(row: dict[str, str]) -> None:
+def test_probe_is_near_published_throughput(row: dict[str, str], performance: str) -> None:
     """`capsim probe` as trtllm-bench ran it (max batch 2048, the KV cache binding first)
-    against TensorRT-LLM's published offline throughput."""
+    against TensorRT-LLM's published offline throughput, with the roofline and with the
+    default a deployment gets."""
     result = probe(
         row["model"],
         row["gpu"],
@@ -59,9 +69,15 @@ def test_probe_is_near_published_throughput(row: dict[str, str]) -> None:
         int(row["input_tokens"]),
         int(row["output_tokens"]),
         max_batch=2048,
+        performance={"model": "roofline"} if performance == "roofline" else None,
     )
     measured = float(row["output_tokens_per_s"])
-    assert abs(result.output_tokens_per_s / measured - 1) <= TOLERANCE[row["split"]]
+    error = abs(result.output_tokens_per_s / measured - 1)
+    if performance == "roofline":
+        assert result.performance_model == "roofline"
+        assert error <= TOLERANCE[row["split"]]
+    else:
+        assert error <= DEFAULT_TOLERANCE[_family(row["model"])]
 
 
 def test_probe_reports_latency_and_capacity() -> None:
@@ -228,9 +244,15 @@ def test_batch_latency_is_one_prefill_then_the_batch_decoding_step_by_step(
     hand: one step prefilling every prompt (and giving each its first token), then n_out - 1
     decode steps of the whole batch, the k-th at batch x (prompt + k) tokens of context."""
     from simulator.serving.step import fused_step
-    from simulator.studies.probe import _replica, _step_model, batch_latency
+    from simulator.studies.probe import (
+        _replica,
+        _step_model,
+        batch_latency,
+        replica_performance,
+    )
 
-    replica = _replica("H100-SXM", 1, "fp8", batch, None, False, None, "reserve", "fused")
+    performance = replica_performance("llama-3.1-8b", "H100-SXM", 1, "fp8")
+    replica = _replica("H100-SXM", 1, batch, performance, False, None, "reserve", "fused")
     model = _step_model("llama-3.1-8b", replica, n_in + n_out)  # the replica probe measures
     expected = fused_step(model)(batch * n_in, float(batch * n_in * n_in), 0, 0.0)
     for k in range(1, n_out):

@@ -309,7 +309,7 @@ def test_plan_over_gpu_types_picks_the_cheapest_that_meets_the_slos() -> None:
     assert options["H200"]["monthly_cost_usd"] == pytest.approx(
         options["H200"]["replicas"] * 6.65 * 720, rel=2e-3
     )
-    assert "GPU types that meet the SLOs" in answer["verdict"]
+    assert "Replica shapes that meet the SLOs" in answer["verdict"]
 
 
 def _steady_scenario(rate: float, horizon: float, slo: dict[str, str], **pool: object) -> object:

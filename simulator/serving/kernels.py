@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -94,9 +94,16 @@ def available() -> bool:
 
 
 def catalog_name(arch: Architecture) -> str | None:
-    """The bundled architecture `arch` is (a `like:` or a config of one, unchanged)."""
+    """The bundled architecture `arch` is: the same shape (layers, widths, heads, experts,
+    KV bytes, vocabulary) and parameters within 1% (a Hugging Face config of the model counts
+    them from its shapes), or None."""
+    shape = ("layers", "hidden", "attn_heads", "kv_heads", "head_dim", "experts",
+             "experts_per_token", "kv_bytes_per_token_bf16", "vocab")  # fmt: skip
     for known in architecture_catalog().values():
-        if replace(arch, name=known.name) == known:
+        if all(getattr(arch, f) == getattr(known, f) for f in shape) and all(
+            abs(getattr(arch, f) / getattr(known, f) - 1) <= 0.01
+            for f in ("total_params_b", "active_params_b")
+        ):
             return known.name
     return None
 
