@@ -33,6 +33,7 @@ admissions were planned ahead).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import OrderedDict, deque
@@ -46,6 +47,7 @@ from simpy.events import NORMAL
 from simulator.records import Blocks, Outcome, Records
 from simulator.scenario.deployments import ServingSpec
 from simulator.serving.step import (
+    Envelope,
     StepModel,
     envelope,
     envelope_sum,
@@ -170,6 +172,7 @@ class Replica:
         self.interrupted = False  # chunked: a wake-up at the next boundary is set
         self._callback = self._on_wake
         self._lines: dict[int, tuple[float, ...]] = {}  # batch -> its one decode line, or ()
+        self._envelopes: dict[int, Envelope] = {}  # batch -> its decode envelope
         # prefix caching: block id -> its tokens, least recently used first
         self.prefix = pool.blocks is not None
         self.cache: OrderedDict[int, int] = OrderedDict()
@@ -378,6 +381,13 @@ class Replica:
         line = None if chunk else self._lines.get(batch)
         if line is None:
             line = self._line(batch, chunk)
+        if not line and not chunk and steps > 0:
+            # several lines (measured kernels): one of them still gives every step of a run
+            # whose contexts all lie in one piece of the envelope (as `envelope_sum` cuts it)
+            cuts, pieces = self._envelopes[batch]
+            p = bisect.bisect_right(cuts, context)
+            if p == len(cuts) or context + batch * (steps - 1) < cuts[p]:
+                line = pieces[p]
         if line:  # one line: step j of the run takes first + slope j (decode_time, inlined)
             b = line[1]
             self.run_first = first = line[0] + b * context
@@ -437,6 +447,7 @@ class Replica:
         if chunk:
             return ()
         cuts, pieces = envelope(self.model.decode_lines(batch))
+        self._envelopes[batch] = (cuts, pieces)
         line: tuple[float, ...] = () if cuts else pieces[0]
         self._lines[batch] = line
         return line

@@ -509,12 +509,27 @@ class KernelModel:
             seconds = self.non_attention(tokens + batch) + self.prompt_attention(
                 tokens, squared_tokens
             )
-        else:  # the common case inlined (asked for at every admission)
-            seconds = self._rest(tokens + batch)
-            if tokens > 0 and squared_tokens > 0:
-                seconds += tokens * max(0.0, self._prompt(squared_tokens / tokens))
+            if batch:
+                seconds += self.attention(batch)(context)
+            return seconds
+        # asked for at every admission: the three pieces' lookups inlined
+        rest = self._rest
+        n = tokens + batch
+        i = bisect.bisect_right(rest.cuts, n)
+        seconds = rest.intercepts[i] + rest.slopes[i] * n
+        if tokens > 0 and squared_tokens > 0:
+            prompt = self._prompt
+            length = squared_tokens / tokens
+            i = bisect.bisect_right(prompt.cuts, length)
+            per_token = prompt.intercepts[i] + prompt.slopes[i] * length
+            if per_token > 0:
+                seconds += tokens * per_token
         if batch:
-            seconds += self.attention(batch)(context)
+            f = self._attention.get(batch)
+            if f is None:
+                f = self.attention(batch)
+            i = bisect.bisect_right(f.cuts, context)
+            seconds += f.intercepts[i] + f.slopes[i] * context
         return seconds
 
     def decode_lines(self, batch: int) -> list[Line]:
