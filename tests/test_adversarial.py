@@ -1212,3 +1212,37 @@ def test_gpu_price_csv_is_read_or_refused(tmp_path: Path, header: str, body: str
         return
     for gpu, price in prices.items():
         assert find_gpu(gpu) is not None and 0 <= price <= 10_000
+
+
+# --- hardening, third round: what files the user points at never leak, degenerate inputs ---
+
+SECRET = "sk-live-4f9a8b7c6d5e"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "argv"),
+    [
+        ("csv trace header", f"{SECRET}\n1,2,3\n", ["fit", "{f}", "--format", "csv", "--name", "w", "--model", "m"]),
+        ("csv trace ragged", f"timestamp,input_tokens,output_tokens\n1,2,3\n{SECRET},1,2,3,4,5\n", ["fit", "{f}", "--format", "csv", "--name", "w", "--model", "m"]),
+        ("azure trace header", f"AWS_SECRET={SECRET}\nx\n", ["fit", "{f}", "--format", "azure", "--name", "w", "--model", "m"]),
+        ("gpu price csv", f"gpu,usd_per_gpu_hour\nH100-SXM,{SECRET}\n", ["plan", "scenarios/plan_chat_assistant.yaml", "--gpus", "H100-SXM", "--gpu-prices", "{f}"]),
+        ("gpu price yaml", f"H100-SXM: {SECRET}\n", ["plan", "scenarios/plan_chat_assistant.yaml", "--gpus", "H100-SXM", "--gpu-prices", "{f}"]),
+        ("price catalog", json.dumps({"m": {"input_cost_per_token": SECRET, "output_cost_per_token": 1e-6, "litellm_provider": "together_ai"}}), ["prices", "--catalog", "{f}"]),
+        ("model config", json.dumps({"num_hidden_layers": SECRET, "hidden_size": 4096}), ["probe", "--architecture", "{f}", "--gpu", "H100-SXM", "--input-tokens", "10", "--output-tokens", "10"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "",
+)
+def test_a_file_the_user_points_at_never_leaks_its_text(
+    tmp_path: Path, name: str, text: str, argv: list[str]
+) -> None:
+    """A secrets file pointed at by mistake (its first line a key): refused (exit 2) naming
+    the file and what was expected, never printing text capsim did not recognise."""
+    suffix = ".json" if text.startswith("{") else (".yaml" if "yaml" in name else ".csv")
+    path = tmp_path / f"side{suffix}"
+    if name == "model config":
+        path = tmp_path / "config.json"
+    path.write_text(text, encoding="utf-8")
+    result = capsim_here(*[a.replace("{f}", str(path)) for a in argv])
+    assert_kept(result)
+    assert result.code == 2, result.stdout[-300:]
+    assert SECRET not in result.stderr + result.stdout, result.stderr

@@ -50,11 +50,20 @@ def _gpu_price_table(text: str, path: Path) -> dict[str, Any]:
                 data[gpu] = float(price)
             except ValueError:
                 raise CapsimError(
-                    f"{where}: usd_per_gpu_hour: expected a number, got {price!r}"
+                    f"{where}: usd_per_gpu_hour: expected a number"
                 ) from None
     except csv.Error as exc:
         raise CapsimError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
     return data
+
+
+def _kind(value: object) -> str:
+    """What a value from a side file is, without its text (which may be anything)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"a {type(value).__name__}"
 
 
 def _gpu_prices(path: Path) -> dict[str, float]:
@@ -89,7 +98,7 @@ def _gpu_prices(path: Path) -> dict[str, float]:
         ):
             raise CapsimError(
                 f"{path}: {gpu}: expected USD per GPU-hour between 0 and "
-                f"{MAX_USD_PER_GPU_HOUR:,.0f}, got {price!r}"
+                f"{MAX_USD_PER_GPU_HOUR:,.0f}, got {_kind(price)}"
             )
         prices[str(gpu)] = float(price)
     return prices

@@ -83,7 +83,10 @@ def _per_million(entry: dict[str, Any], key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where}.{key}: expected a number of USD per token, got {value!r}")
+        shown = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+        if isinstance(value, float):
+            shown = repr(value)  # inf or nan: a number, not the file's text
+        raise ValueError(f"{where}.{key}: expected a number of USD per token, got {shown}")
     if value < 0:
         raise ValueError(f"{where}.{key}: a price cannot be negative, got {value!r}")
     per_million = float(value) * 1e6

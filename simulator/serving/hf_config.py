@@ -25,7 +25,10 @@ def _int(config: dict[str, Any], *keys: str, default: int | None = None) -> int:
         value = config.get(key)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key}: expected a whole number >= 0, got {value!r}")
+                shown = value if isinstance(value, int) and not isinstance(value, bool) else (
+                    f"a {type(value).__name__}"
+                )
+                raise ValueError(f"{key}: expected a whole number >= 0, got {shown}")
             return value
     if default is None:
         raise ValueError(f"missing {' or '.join(keys)} (is this a language model's config?)")

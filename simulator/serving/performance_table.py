@@ -52,7 +52,8 @@ def _from_csv(path: Path, kv_capacity: float | None) -> LinearModel:
     try:
         frame = pd.read_csv(io.StringIO(read_text(path, "performance table")))
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise ScenarioError(source, [f"not a readable CSV of step times ({exc})"]) from None
+        del exc  # pandas' message may quote the file's text: not shown
+        raise ScenarioError(source, ["not a readable CSV of step times"]) from None
     required = ["phase", "batch_size", "context_tokens", "tokens", "seconds"]
     missing = [c for c in required if c not in frame.columns]
     if missing:

@@ -111,12 +111,25 @@ def _read_csv(path: Path, source: str, required: list[str]) -> Any:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise ScenarioError(source, ["the file is empty"]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ScenarioError(source, [f"not a readable CSV file ({exc})"]) from None
+    except UnicodeDecodeError:
+        raise ScenarioError(source, ["not a readable CSV file (not UTF-8 text)"]) from None
+    except pd.errors.ParserError:  # its message may quote the file: not shown
+        raise ScenarioError(source, ["not a readable CSV file (rows of unequal length?)"]) from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
+        # the header may be anything the user pointed at (a secret's first line): name only
+        # the columns asked for and how many others there are, never their text
+        found = [c for c in required if c in frame.columns]
+        others = len(frame.columns) - len(found)
+        seen = f"found {', '.join(repr(c) for c in found)} and " if found else "found "
         raise ScenarioError(
-            source, [f"missing column {c!r} (columns: {', '.join(frame.columns)})" for c in missing]
+            source,
+            [
+                f"missing column {c!r} ({seen}{others} other column"
+                f"{'' if others == 1 else 's'}; the header must name "
+                f"{', '.join(required)})"
+                for c in missing
+            ],
         )
     if frame.empty:
         raise ScenarioError(source, ["the file has a header but no rows"])
