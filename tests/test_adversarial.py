@@ -1246,3 +1246,43 @@ def test_a_file_the_user_points_at_never_leaks_its_text(
     assert_kept(result)
     assert result.code == 2, result.stdout[-300:]
     assert SECRET not in result.stderr + result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "rows",
+    ["5,100,20\n", "5,100,0\n5,0,0\n5,3,1\n", "0,1,1\n"],
+    ids=["one request", "all at one instant, zero tokens", "one at time zero"],
+)
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_trace_of_one_instant_is_a_few_requests_not_infinite_work(
+    tmp_path: Path, rows: str, loop: bool
+) -> None:
+    """A span of zero seconds must not be divided by: the size guard counts the requests the
+    replay sends (once, or once a pass when looped), and the run serves them."""
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp,input_tokens,output_tokens\n" + rows, encoding="utf-8")
+    data = {
+        "name": "one-instant",
+        "horizon": "1h",
+        "models": {"m": {"price": {"input": 1, "output": 1}}},
+        "workloads": [
+            {
+                "name": "w",
+                "model": "m",
+                "arrivals": {"process": "trace", "path": str(trace), "format": "csv", "loop": loop},
+                "route": ["s"],
+            }
+        ],
+        "deployments": [{"name": "s", "kind": "serverless"}],
+    }
+    path = _write(tmp_path, data)
+    checked = capsim_here("validate", str(path))
+    assert checked.code == 0, checked.stderr
+    assert "inf" not in checked.stdout
+    result = capsim_here("run", str(path), "--format", "json")
+    assert_kept(result)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["requests"] == rows.count("\n")
+    fitted = capsim_here("fit", str(trace), "--format", "csv", "--name", "w", "--model", "m")
+    assert_kept(fitted)
+    assert fitted.code == 2 and "too little to fit" in fitted.stderr

@@ -432,7 +432,7 @@ class Scenario(Spec):
 
     def expected_requests(self) -> float:
         """Mean number of arrivals over the horizon in one replication."""
-        return sum(w.arrivals.mean_rate() * self.horizon for w in self.workloads)
+        return sum(w.arrivals.expected(self.horizon) for w in self.workloads)
 
     def timer_work(self) -> list[tuple[str, float]]:
         """The work of one replication besides its requests, by the field that causes it:
@@ -442,7 +442,7 @@ class Scenario(Spec):
 
         work = []
         for w in self.workloads:
-            extra = w.arrivals.draws(self.horizon) - w.arrivals.mean_rate() * self.horizon
+            extra = w.arrivals.draws(self.horizon) - w.arrivals.expected(self.horizon)
             if extra > 0:
                 work.append((f"workloads.{w.name}.arrivals", extra))
         for d in self.deployments:

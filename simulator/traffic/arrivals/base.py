@@ -46,11 +46,15 @@ class ArrivalProcess(Spec):
         """Coefficient of variation of inter-arrival gaps, where the process defines one."""
         return None
 
+    def expected(self, horizon: float) -> float:
+        """About how many arrivals `horizon` seconds hold (the run-size guard's count)."""
+        return self.mean_rate() * horizon
+
     def draws(self, horizon: float) -> float:
         """About how many random numbers generating `horizon` seconds takes (the run-size
         guard's measure of the work before the first request: arrivals, and the candidates
         or state switches some processes draw besides)."""
-        return self.mean_rate() * horizon
+        return self.expected(horizon)
 
     def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         """Arrival times in `[0, horizon)`, drawn from `rng` only."""

@@ -71,8 +71,22 @@ class TraceReplay(ArrivalProcess):
         )
 
     def mean_rate(self) -> float:
+        """Requests a second over one pass; 0 for a trace of one instant (one request, or
+        all at the same time stamp), which replays once and then sends nothing."""
         period = self.period()
-        return len(self.trace()) / period if period > 0 else math.inf
+        return len(self.trace()) / period if period > 0 else 0.0
+
+    def expected(self, horizon: float) -> float:
+        """The requests the replay sends within `horizon`: counted, not a rate times a
+        span (a trace of one instant has a span of zero)."""
+        trace = self.trace()
+        times = trace.times * self.time_scale
+        once = float(np.count_nonzero(times < horizon))
+        period = self.period()
+        if not self.loop or period <= 0:
+            return once
+        full, rest = divmod(horizon, period)
+        return full * len(times) + float(np.count_nonzero(times < rest))
 
     def generate(self, rng: np.random.Generator, horizon: float, clock: float = 0.0) -> Arrivals:
         trace = self.trace()
