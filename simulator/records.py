@@ -70,7 +70,7 @@ class Records:
     deployment: np.ndarray  # int16, index into scenario.deployments; -1 if rejected
     outcome: np.ndarray  # int8, Outcome
     reason: np.ndarray  # int8, Reason
-    spills: np.ndarray  # int8, deployments that refused the request before one admitted it
+    spills: np.ndarray  # int16, deployments that refused the request before one admitted it
     start: np.ndarray  # float64, s: service began (arrival + queueing)
     first_token: np.ndarray  # float64, s (NaN where no stream, e.g. batch)
     finish: np.ndarray  # float64, s
@@ -97,7 +97,7 @@ class Records:
             deployment=np.full(n, -1, dtype=np.int16),
             outcome=np.zeros(n, dtype=np.int8),
             reason=np.zeros(n, dtype=np.int8),
-            spills=np.zeros(n, dtype=np.int8),
+            spills=np.zeros(n, dtype=np.int16),
             start=nan.copy(),
             first_token=nan.copy(),
             finish=nan.copy(),

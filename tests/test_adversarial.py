@@ -1286,3 +1286,42 @@ def test_a_trace_of_one_instant_is_a_few_requests_not_infinite_work(
     fitted = capsim_here("fit", str(trace), "--format", "csv", "--name", "w", "--model", "m")
     assert_kept(fitted)
     assert fitted.code == 2 and "too little to fit" in fitted.stderr
+
+
+def test_a_route_of_many_rate_limited_deployments_fits_the_records(tmp_path: Path) -> None:
+    """A request refused by 129 rate-limited deployments before the 130th takes it: the
+    spill count outgrew an 8-bit counter (OverflowError). Counters now hold any route the
+    format accepts, and the format refuses more deployments than a record can index."""
+    n = 130
+    base = {
+        "name": "many",
+        "horizon": "10m",
+        "models": {"m": {"price": {"input": 1, "output": 1}}},
+        "workloads": [
+            {
+                "name": "w",
+                "model": "m",
+                "arrivals": {"process": "poisson", "rate": "20/s"},
+                "input_tokens": {"dist": "fixed", "value": 100},
+                "output_tokens": {"dist": "fixed", "value": 10},
+                "route": [f"s{i}" for i in range(n)],
+            }
+        ],
+        "deployments": [
+            {"name": f"s{i}", "kind": "serverless", "rate_limit": {"requests_per_min": 1}}
+            for i in range(n)
+        ],
+    }
+    result = capsim_here("run", str(_write(tmp_path, base)), "--format", "json")
+    assert_kept(result)
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["totals"]["rejected"] > 0
+    assert report["deployments"][-1]["requests"] > 0  # the last entry of the route served
+    too_many = dict(
+        base, deployments=[{"name": f"s{i}", "kind": "serverless"} for i in range(10_001)]
+    )
+    too_many["workloads"] = [dict(base["workloads"][0], route=["s0"])]
+    refused = capsim_here("validate", str(_write(tmp_path, too_many, "big.yaml")))
+    assert_kept(refused)
+    assert refused.code == 2 and "deployments" in refused.stderr

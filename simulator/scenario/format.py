@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.errors import ScenarioError
 from simulator.scenario.deployments import AnyDeploymentSpec
+from simulator.scenario.limits import MAX_DEPLOYMENTS
 from simulator.scenario.spec import Price, PriceTier, Spec, TokenCount
 from simulator.scenario.units import DEFAULT_MONTH_S, Duration, parse_share
 from simulator.serving.architecture import Architecture
@@ -328,7 +329,7 @@ class Scenario(Spec):
     catalog: str | None = None
     models: dict[str, ModelSpec] = Field(min_length=1)
     workloads: list[Workload] = Field(min_length=1)
-    deployments: list[AnyDeploymentSpec] = Field(min_length=1)
+    deployments: list[AnyDeploymentSpec] = Field(min_length=1, max_length=MAX_DEPLOYMENTS)
 
     @field_validator("start")
     @classmethod

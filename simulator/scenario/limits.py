@@ -27,3 +27,6 @@ MAX_CLOSED_LOOP_REQUESTS = 30_000_000
 
 MAX_TIMER_TICKS = 10_000_000
 """Timer events a run may schedule (autoscaler intervals, traffic state switches)."""
+
+# deployments in a scenario: a record's deployment index and spill count are 16-bit
+MAX_DEPLOYMENTS = 10_000
