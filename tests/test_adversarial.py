@@ -1325,3 +1325,27 @@ def test_a_route_of_many_rate_limited_deployments_fits_the_records(tmp_path: Pat
     refused = capsim_here("validate", str(_write(tmp_path, too_many, "big.yaml")))
     assert_kept(refused)
     assert refused.code == 2 and "deployments" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("grid", "says"),
+    [
+        ({"vary": {"workloads.support.arrivals.rate": ["1/s", SECRET, "2/s"]}}, "vary.workloads.support.arrivals.rate[1]"),
+        ({"vary": {"workloads.support.arrivals.rate": ["1/s"]}, "seeds": [True]}, "seeds"),
+        ({"vary": {"workloads.support.arrivals.rate": ["1/s"]}, "seeds": [1, False]}, "seeds"),
+        ({"vary": {"deployments.primary.rate_limit.requests_per_min": [60, -3]}}, "vary.deployments.primary.rate_limit.requests_per_min[1]"),
+    ],
+    ids=["a value the scenario refuses", "seed true", "seed false", "a negative rate limit"],
+)
+def test_a_grid_is_checked_whole_before_the_first_run(
+    tmp_path: Path, grid: dict[str, Any], says: str
+) -> None:
+    """Every grid value is validated up front: a bad one refuses the grid (exit 2, the grid
+    entry and the field named, the value's text not shown) instead of failed rows (exit 1);
+    booleans are not seeds."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid), encoding="utf-8")
+    result = capsim_here("sweep", "scenarios/traffic_steady.yaml", "--grid", str(path))
+    assert_kept(result)
+    assert result.code == 2, result.stdout[-300:]
+    assert says in result.stderr and SECRET not in result.stderr, result.stderr

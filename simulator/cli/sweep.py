@@ -43,7 +43,7 @@ def sweep_command(
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
     from simulator.scenario.loader import parse_yaml, read_scenario_data
-    from simulator.studies.sweep import grid_points, sweep
+    from simulator.studies.sweep import check_points, grid_points, sweep
 
     if workers is not None and dask_address is not None:
         raise CapsimError("give --workers or --dask, not both")
@@ -53,6 +53,7 @@ def sweep_command(
     grid = parse_yaml(read_text(grid_path, "grid"), str(grid_path))
     try:
         points = grid_points(grid)
+        check_points(data, str(base_dir), source, grid)
     except CapsimError as exc:
         raise CapsimError(f"{grid_path}: {str(exc).removeprefix('--grid: ')}") from None
     with _progress(not quiet, f"sweeping {len(points)} runs") as progress:

@@ -5,6 +5,7 @@ seed), so the table is the same whatever runs it."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,7 +31,10 @@ def grid_points(grid: Any) -> list[dict[str, Any]]:
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(s is None or (isinstance(s, int) and s >= 0) for s in seeds)
+        or not all(
+            s is None or (isinstance(s, int) and not isinstance(s, bool) and s >= 0)
+            for s in seeds
+        )
     ):
         raise CapsimError("--grid: seeds must be a list of whole numbers >= 0")
     points = []
@@ -38,6 +42,31 @@ def grid_points(grid: Any) -> list[dict[str, Any]]:
         for seed in seeds:
             points.append({**dict(zip(vary, values, strict=True)), "seed": seed})
     return points
+
+
+def check_points(
+    data: dict[str, Any], base_dir: str, source: str, grid: dict[str, Any]
+) -> None:
+    """Every value of the grid applied to the scenario and validated before the first run:
+    CapsimError naming the grid entry (`vary.PATH[i]`) and what the scenario refused, never
+    the value's text (a grid is a file the user pointed at)."""
+    from simulator.errors import ScenarioError
+    from simulator.scenario.loader import scenario_from_data
+
+    for path, values in (grid.get("vary") or {}).items():
+        for i, value in enumerate(values):
+            try:
+                scenario_from_data(set_path(data, path, value), source, Path(base_dir))
+            except (ScenarioError, CapsimError) as exc:
+                problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
+                said = "; ".join(_unquoted(p) for p in problems[:3])
+                raise CapsimError(f"vary.{path}[{i}]: the scenario refuses it: {said}") from None
+
+
+def _unquoted(problem: str) -> str:
+    """A validation problem without the value it quotes (`(got ...)`, `, got ...`)."""
+    problem = re.sub(r"\s*\(got .*\)\s*$", "", problem)
+    return re.sub(r",? got .*$", "", problem)
 
 
 def run_point(
