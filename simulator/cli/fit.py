@@ -61,6 +61,7 @@ def fit_command(
             f"the limit is {MAX_FIT_SPAN_S / 86400:.0f} days. Is a timestamp wrong (an "
             "outlier, a unit of ms read as s)? See --time-unit."
         )
+    _check_names(name, model)
     workload = fit_workload(trace, name, model)
     quality = fit_quality(trace, workload)
     for warning in quality["warnings"]:
@@ -99,3 +100,29 @@ def fit_comment(log: Path, fmt: str, quality: dict[str, Any]) -> str:
         f"output tokens {quality['output_tokens_ks']:.4f}"
     )
     return "\n".join(lines)
+
+
+def _check_names(name: str, model: str) -> None:
+    """--name and --model as a scenario accepts a workload's name and model, before the fit
+    (one line each, not a validation dump)."""
+    from pydantic import ValidationError
+
+    from simulator.scenario.format import Workload
+    from simulator.scenario.loader import format_validation_error
+
+    data = {
+        "name": name,
+        "model": model,
+        "arrivals": {"process": "poisson", "rate": 1},
+        "input_tokens": {"dist": "fixed", "value": 1},
+        "output_tokens": {"dist": "fixed", "value": 1},
+        "route": ["serverless"],
+    }
+    try:
+        Workload.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"--{p}" if p.startswith(("name:", "model:")) else p
+            for p in format_validation_error(exc, data)
+        ]
+        raise CapsimError("; ".join(problems)) from None

@@ -167,7 +167,7 @@ def probe_command(
         raise CapsimError(f"--gpu: unknown GPU {gpu!r} (known: {', '.join(gpu_names())})")
     clients: int | None = None
     if concurrency != "max":
-        if not concurrency.isdigit() or int(concurrency) < 1:
+        if not (concurrency.isascii() and concurrency.isdigit()) or int(concurrency) < 1:
             raise CapsimError(
                 f"--concurrency: expected a whole number >= 1 or max, got {concurrency!r}"
             )

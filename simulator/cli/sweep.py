@@ -43,10 +43,12 @@ def sweep_command(
 ) -> None:
     """Many runs of SCENARIO over a grid of paths and seeds: one row each."""
     from simulator.scenario.loader import parse_yaml, read_scenario_data
-    from simulator.studies.sweep import check_points, grid_points, sweep
+    from simulator.studies.sweep import check_dask_address, check_points, grid_points, sweep
 
     if workers is not None and dask_address is not None:
         raise CapsimError("give --workers or --dask, not both")
+    if dask_address is not None:
+        check_dask_address(dask_address)
     data, source, base_dir = read_scenario_data(scenario)
     from simulator.files import read_text
 

@@ -160,6 +160,27 @@ def _collect(
     return out
 
 
+def check_dask_address(address: str) -> str:
+    """`address` if it reads as a Dask scheduler's (tcp://HOST:PORT, tls://..., HOST:PORT),
+    else CapsimError saying what is expected; checked before any work starts."""
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:
+        raise CapsimError("--dask needs the dask extra: pip install 'capsim[dask]'") from None
+    expected = "expected a scheduler address such as tcp://10.0.0.5:8786"
+    if not address.isascii() or not address.strip() or any(c.isspace() for c in address):
+        raise CapsimError(f"--dask: {expected}, got {address!r}")
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            host, port = parse_host_port(location)
+            if not host or port is None or not 0 < int(port) < 65536:
+                raise ValueError("no host or port")
+    except (ValueError, TypeError):
+        raise CapsimError(f"--dask: {expected}, got {address!r}") from None
+    return address
+
+
 def _on_dask(
     args: list[tuple[Any, ...]], address: str, progress: Callable[[float], None] | None
 ) -> list[dict[str, Any]]:
@@ -169,7 +190,7 @@ def _on_dask(
         raise CapsimError("--dask needs the dask extra: pip install 'capsim[dask]'") from None
     try:
         client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:
         raise CapsimError(f"--dask: cannot reach the scheduler at {address!r} ({exc})") from None
     try:
         futures = [client.submit(run_point, *a, pure=False) for a in args]
