@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import ScenarioError
+from simulator.errors import CapsimError, ScenarioError
 
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 """Scenarios, grids, value files, price catalogs, performance tables."""
@@ -92,6 +92,58 @@ def write_atomic(path: Path, write: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class StagedWrites:
+    """Files written to temporaries beside their places and renamed into place together at
+    the end: a full disk, a read-only folder or any failure on the way leaves the earlier
+    files as they were (the temporaries removed), never a mix of two runs'."""
+
+    def __init__(self) -> None:
+        self.staged: list[tuple[Path, Path]] = []
+
+    def write(self, path: Path, write: Any) -> None:
+        """Stage `write(temporary)` for `path` (a later write to the same path wins)."""
+        for staged in [s for s in self.staged if s[1] == path]:
+            staged[0].unlink(missing_ok=True)
+            self.staged.remove(staged)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.staged")
+        try:
+            write(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.staged.append((tmp, path))
+
+    def text(self, path: Path, text: str) -> None:
+        self.write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def commit(self) -> None:
+        for tmp, path in self.staged:
+            os.replace(tmp, path)
+        self.staged = []
+
+    def abort(self) -> None:
+        for tmp, _ in self.staged:
+            tmp.unlink(missing_ok=True)
+        self.staged = []
+
+    def __enter__(self) -> StagedWrites:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def output_failed(out: Path, exc: OSError) -> CapsimError:
+    """The one line a failed --out write ends with."""
+    why = os.strerror(exc.errno) if exc.errno else (exc.strerror or type(exc).__name__)
+    return CapsimError(
+        f"--out: could not write the outputs in {out} ({why}); nothing was changed there"
+    )
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -957,19 +957,20 @@ def test_outputs_are_written_whole_or_not_at_all(
     assert ok.code == 0, ok.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def interrupted(path: Path, text: str) -> None:
-        raise KeyboardInterrupt
+    real = files.StagedWrites.text
 
-    monkeypatch.setattr(files, "write_text_atomic", interrupted)
-    import simulator.report.html as html_report
+    def interrupted(self: files.StagedWrites, path: Path, text: str) -> None:
+        if path.name == "report.html":  # the records and report.json already staged
+            raise KeyboardInterrupt
+        real(self, path, text)
 
-    monkeypatch.setattr(html_report, "write_text_atomic", interrupted)
+    monkeypatch.setattr(files.StagedWrites, "text", interrupted)
     changed = set_at(BASE, ("seed",), 2)
     result = capsim_here("run", str(_write(tmp_path, changed)), "--out", str(out), "--quiet")
     assert result.code == 130 and "interrupted" in result.stderr
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert set(after) == set(before)  # no temporary file left behind
-    assert after["report.json"] == before["report.json"]
+    assert after == before  # records, report and page all the earlier run's
 
 
 # -- the mutator ------------------------------------------------------------------------------
@@ -1360,3 +1361,84 @@ def test_a_grid_is_checked_whole_before_the_first_run(
     assert_kept(result)
     assert result.code == 2, result.stdout[-300:]
     assert says in result.stderr and SECRET not in result.stderr, result.stderr
+
+
+# --- faults around a run ---------------------------------------------------------------
+
+
+def _limited(max_bytes: int) -> Any:
+    def apply() -> None:  # in the child: writes past max_bytes fail with EFBIG
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return apply
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_the_earlier_output_whole(
+    tmp_path: Path,
+) -> None:
+    """Writes failing with EFBIG (RLIMIT_FSIZE, as a full disk fails them with ENOSPC): one
+    line, a non-zero exit, no half-written or temporary file, the earlier run's outputs
+    byte for byte as they were (not a mix of two runs)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "simulator", "run", "scenarios/traffic_steady.yaml"]
+    first = subprocess.run(
+        [*command, "--out", str(out), "-q"], capture_output=True, text=True, timeout=600
+    )
+    assert first.returncode == 0, first.stderr
+    before = _files(out)
+    second = subprocess.run(
+        [*command, "--seed", "7", "--out", str(out), "-q"],
+        capture_output=True, text=True, timeout=600, preexec_fn=_limited(40_000),
+    )  # fmt: skip
+    assert second.returncode in (1, 2), second.stderr
+    assert "Traceback" not in second.stderr
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("capsim: error: --out"), second.stderr
+    assert _files(out) == before  # nothing half-written, nothing left behind
+
+
+def test_staged_outputs_fail_together(tmp_path: Path) -> None:
+    """ENOSPC on the third file: the first two are not renamed over the earlier ones."""
+    import errno
+
+    from simulator.files import StagedWrites
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text("old")
+
+    def full(_: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError), StagedWrites() as staging:
+        staging.text(tmp_path / "a", "new")
+        staging.text(tmp_path / "b", "new")
+        staging.write(tmp_path / "c", full)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "a": "old", "b": "old", "c": "old",
+    }  # fmt: skip
+
+
+def test_a_read_only_output_folder_is_refused_before_the_run(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        if os.access(out, os.W_OK):  # root writes anyway: nothing to check here
+            pytest.skip("the folder stays writable for this user (root)")
+        result = capsim_here("run", "scenarios/traffic_steady.yaml", "--out", str(out), "-q")
+        assert_kept(result)
+        assert result.code == 2 and "--out" in result.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        out.chmod(0o700)

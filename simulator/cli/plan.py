@@ -225,9 +225,14 @@ def plan_command(
         else:
             answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
     if out is not None:
+        from simulator.files import output_failed
         from simulator.report.html import write_plan_outputs
 
-        for path in write_plan_outputs(answer, out):
+        try:
+            written = write_plan_outputs(answer, out)
+        except OSError as exc:  # a full disk, a folder made read-only during the run
+            raise output_failed(out, exc) from None
+        for path in written:
             click.echo(f"wrote {path}", err=True)
     answer.pop("_results", None)
     if fmt == "json":

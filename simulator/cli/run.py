@@ -76,9 +76,14 @@ def run_command(
             if d.get("overloaded"):
                 _warn(overload_warning(d, result.report["horizon_s"]))
     if out is not None:
+        from simulator.files import output_failed
         from simulator.report.html import write_run_outputs
 
-        for path in write_run_outputs(result, out):
+        try:
+            written = write_run_outputs(result, out)
+        except OSError as exc:  # a full disk, a folder made read-only during the run
+            raise output_failed(out, exc) from None
+        for path in written:
             click.echo(f"wrote {path}", err=True)
     if fail_on_slo:
         missed = [

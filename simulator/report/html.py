@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.files import write_atomic, write_text_atomic
+from simulator.files import StagedWrites
 from simulator.records import Outcome
 from simulator.report.build import to_json
 from simulator.report.html_tables import plan_table, report_sections
@@ -366,8 +366,14 @@ def run_warnings(report: dict[str, Any]) -> list[str]:
     return [overload_warning(d, horizon) for d in report["deployments"] if d.get("overloaded")]
 
 
-def write_run_outputs(result: Result, out: Path) -> list[Path]:
-    """report.json, records (Parquet with pyarrow, else CSV) and report.html."""
+def write_run_outputs(
+    result: Result, out: Path, staging: StagedWrites | None = None
+) -> list[Path]:
+    """report.json, records (Parquet with pyarrow, else CSV) and report.html, renamed into
+    place together (`StagedWrites`; into `staging` when given, its owner committing)."""
+    if staging is None:
+        with StagedWrites() as own:
+            return write_run_outputs(result, out, own)
     out.mkdir(parents=True, exist_ok=True)
     frame = result.all_records  # every replication, told apart by `replication`
     metadata = to_json(records_metadata(result))
@@ -380,15 +386,15 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         schema_metadata = {**(table.schema.metadata or {}), b"capsim": metadata.encode()}
         table = table.replace_schema_metadata(schema_metadata)
-        write_atomic(records_path, lambda tmp: pq.write_table(table, tmp))
+        staging.write(records_path, lambda tmp: pq.write_table(table, tmp))
     except ImportError:  # CSV has no metadata: it goes beside the file
         records_path = out / "records.csv"
-        write_atomic(records_path, lambda tmp: frame.to_csv(tmp, index=False))
+        staging.write(records_path, lambda tmp: frame.to_csv(tmp, index=False))
         meta_path = out / "records.metadata.json"
-        write_text_atomic(meta_path, metadata + "\n")
+        staging.text(meta_path, metadata + "\n")
         paths.append(meta_path)
     report_path = out / "report.json"
-    write_text_atomic(report_path, to_json(result.report) + "\n")
+    staging.text(report_path, to_json(result.report) + "\n")
     totals = result.report["totals"]
     summary = (
         f"{totals['requests']:,.0f} requests over {result.scenario.horizon / 3600:g} h: "
@@ -404,7 +410,7 @@ def write_run_outputs(result: Result, out: Path) -> list[Path]:
         sections=report_sections(result.report, result.scenario),
     )
     html_path = out / "report.html"
-    write_text_atomic(html_path, page)
+    staging.text(html_path, page)
     return [report_path, records_path, *paths, html_path]
 
 
@@ -425,18 +431,23 @@ def records_metadata(result: Result) -> dict[str, Any]:
 
 def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
     """plan.json, and the chosen fleet's report, records and HTML (with the search curve)."""
+    with StagedWrites() as staging:
+        return _write_plan_outputs(plan, out, staging)
+
+
+def _write_plan_outputs(plan: dict[str, Any], out: Path, staging: StagedWrites) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     result: Result | None = plan.get("_results")
     clean = {k: v for k, v in plan.items() if k != "_results"}
     plan_path = out / "plan.json"
-    write_text_atomic(plan_path, json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
+    staging.text(plan_path, json.dumps(json.loads(to_json(clean)), indent=2) + "\n")
     written = [plan_path]
     images = [("Plan search: cost and SLO attainment against replicas", search_plot(clean))]
     forecast = clean.get("forecast")
     if forecast is not None:
         images.insert(0, ("Forecast: cost by strategy, fleet needed", forecast_plot(forecast)))
     if result is not None:
-        written += write_run_outputs(result, out)[:2]
+        written += write_run_outputs(result, out, staging)[:2]
         images += run_images(result)
     summary = {
         k: v
@@ -461,5 +472,5 @@ def write_plan_outputs(plan: dict[str, Any], out: Path) -> list[Path]:
         sections=sections,
     )
     html_path = out / "report.html"
-    write_text_atomic(html_path, page)
+    staging.text(html_path, page)
     return [*written, html_path]
