@@ -1442,3 +1442,54 @@ def test_a_read_only_output_folder_is_refused_before_the_run(tmp_path: Path) -> 
         assert list(out.iterdir()) == []
     finally:
         out.chmod(0o700)
+
+
+def _one_run(out: Path) -> int:
+    """The seed of the run whose outputs `out` holds, after checking that its report and
+    its records are that same run's (the records carry the seed in their metadata)."""
+    report = json.loads((out / "report.json").read_text())
+    if (out / "records.parquet").exists():
+        import pyarrow.parquet as pq
+
+        meta = json.loads(pq.read_schema(out / "records.parquet").metadata[b"capsim"])
+    else:
+        meta = json.loads((out / "records.metadata.json").read_text())
+    assert meta["seed"] == report["seed"] and meta["provenance"] == report["provenance"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries
+    return int(report["seed"])
+
+
+@pytest.mark.parametrize("after_s", [0.3, 1.0, 2.0, 3.5])
+def test_a_kill_in_the_middle_leaves_one_whole_run(tmp_path: Path, after_s: float) -> None:
+    """SIGKILL at some moment of a run writing over an earlier --out: the folder holds one
+    run's report and records, the earlier one's or the new one's, never a mix."""
+    import signal as sig
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "simulator", "run", "scenarios/traffic_steady.yaml"]
+    subprocess.run([*command, "--seed", "1", "--out", str(out), "-q"], check=True, timeout=600)
+    child = subprocess.Popen([*command, "--seed", "2", "--out", str(out), "-q"])
+    time.sleep(after_s)
+    child.send_signal(sig.SIGKILL)
+    child.wait(timeout=60)
+    leftovers = [p for p in out.iterdir() if p.name.endswith((".tmp", ".staged"))]
+    for p in leftovers:  # a killed process cannot clean up: its temporaries are inert
+        p.unlink()
+    assert _one_run(out) in (1, 2)
+
+
+def test_two_writers_to_one_folder_leave_one_whole_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "simulator", "run", "scenarios/traffic_steady.yaml"]
+    writers = [
+        subprocess.Popen([*command, "--seed", str(seed), "--out", str(out), "-q"])
+        for seed in (3, 4)
+    ]
+    assert [w.wait(timeout=600) for w in writers] == [0, 0]
+    assert _one_run(out) in (3, 4)
