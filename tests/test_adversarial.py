@@ -1493,3 +1493,40 @@ def test_two_writers_to_one_folder_leave_one_whole_run(tmp_path: Path) -> None:
     ]
     assert [w.wait(timeout=600) for w in writers] == [0, 0]
     assert _one_run(out) in (3, 4)
+
+
+def test_a_dask_worker_killed_in_the_middle_of_a_sweep(tmp_path: Path) -> None:
+    """The sweep finishes: the lost runs are retried on the other worker (or reported as
+    failed rows), every point has its row, and it never hangs."""
+    import os
+    import signal as sig
+    import threading
+    import time
+
+    distributed = pytest.importorskip("distributed")
+    from simulator.studies.sweep import grid_points, sweep
+
+    data = set_at(BASE, ("horizon",), "4h")  # the runs outlast the kill
+    points = grid_points({"vary": {}, "seeds": list(range(16))})
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        with distributed.Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+        killed: list[float] = []
+
+        def kill() -> None:
+            os.kill(pids[0], sig.SIGKILL)
+            killed.append(time.monotonic())
+
+        killer = threading.Timer(1.5, kill)
+        killer.start()
+        try:
+            rows = sweep(data, tmp_path, "<sweep>", points, dask_address=cluster.scheduler_address)
+        finally:
+            killer.cancel()
+        ended = time.monotonic()
+    assert killed and killed[0] < ended  # the worker died while the sweep ran
+    assert [row["seed"] for row in rows] == list(range(16))
+    assert all(row["status"] == "ok" or row["status"].startswith("error:") for row in rows)
+    assert sum(row["status"] == "ok" for row in rows) >= 8

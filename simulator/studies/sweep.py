@@ -181,6 +181,18 @@ def check_dask_address(address: str) -> str:
     return address
 
 
+def _settled(future: Any, point: dict[str, Any]) -> dict[str, Any]:
+    """A Dask future's row; a run the cluster lost (its worker killed more times than the
+    scheduler retries it, say) is a failed row, not an exception that ends the sweep."""
+    try:
+        return dict(future.result())
+    except Exception as exc:  # distributed's KilledWorker, a lost connection, ...
+        row = dict(point)
+        row["status"] = f"error: the cluster lost this run ({type(exc).__name__})"
+        row.update(dict.fromkeys(TOTALS))
+        return row
+
+
 def _on_dask(
     args: list[tuple[Any, ...]], address: str, progress: Callable[[float], None] | None
 ) -> list[dict[str, Any]]:
@@ -194,6 +206,8 @@ def _on_dask(
         raise CapsimError(f"--dask: cannot reach the scheduler at {address!r} ({exc})") from None
     try:
         futures = [client.submit(run_point, *a, pure=False) for a in args]
-        return _collect((f.result() for f in futures), len(args), progress)
+        return _collect(
+            (_settled(f, a[-1]) for f, a in zip(futures, args, strict=True)), len(args), progress
+        )
     finally:
         client.close()  # type: ignore[no-untyped-call]
