@@ -316,6 +316,12 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("availability a boolean", (*W, "slo"), {"availability": True}, "availability"),
     ("availability NaN", (*W, "slo"), {"availability": math.nan}, "availability"),
     ("availability a mapping", (*W, "slo"), {"availability": {"p": 1}}, "availability"),
+    # booleans are not numbers (pydantic would take true for 1)
+    ("replicas true", (*POOL, "replicas"), True, "replicas"),
+    ("max_batch false", (*POOL, "max_batch"), False, "max_batch"),
+    ("price true", ("models", "m", "price"), {"input": True, "output": 1}, "input"),
+    ("token value true", (*W, "input_tokens"), {"dist": "fixed", "value": True}, "value"),
+    ("horizon true", ("horizon",), True, "horizon"),
     # measured kernels (third wave)
     ("kernels engine unknown", (*POOL, "performance"), {"model": "kernels", "engine": "tgi"}, "engine"),
     ("kernels engine a number", (*POOL, "performance"), {"model": "kernels", "engine": 3}, "engine"),

@@ -3,18 +3,53 @@
 from __future__ import annotations
 
 import itertools
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.scenario.limits import MAX_TOKENS, MAX_USD_PER_1M_TOKENS
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field takes numbers and not booleans (int, float, Annotated or unions of
+    them; `bool` itself excluded)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    if get_origin(annotation) is Annotated:
+        return _numeric(args[0])
+    if args and bool in args:
+        return False
+    return any(_numeric(a) for a in args)
+
+
+_NUMERIC: dict[type, frozenset[str]] = {}
+
+
 class Spec(BaseModel):
     """A validated, frozen piece of a scenario (typos in keys are rejected, and so are
-    infinite and NaN numbers: no figure of a plan is infinite)."""
+    infinite and NaN numbers: no figure of a plan is infinite; nor is `true` a number, as
+    pydantic would otherwise take it for 1, in the scenario or any file feeding it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            names = _NUMERIC.get(cls)
+            if names is None:
+                names = _NUMERIC[cls] = frozenset(
+                    field.alias or name
+                    for name, field in cls.model_fields.items()
+                    if _numeric(field.annotation)
+                )
+            for key, value in data.items():
+                if isinstance(value, bool) and key in names:
+                    raise ValueError(f"{key}: expected a number, got a boolean")
+        return data
 
 
 TokenCount = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
