@@ -1247,6 +1247,9 @@ SECRET = "sk-live-4f9a8b7c6d5e"
         ("gpu price yaml", f"H100-SXM: {SECRET}\n", ["plan", "scenarios/plan_chat_assistant.yaml", "--gpus", "H100-SXM", "--gpu-prices", "{f}"]),
         ("price catalog", json.dumps({"m": {"input_cost_per_token": SECRET, "output_cost_per_token": 1e-6, "litellm_provider": "together_ai"}}), ["prices", "--catalog", "{f}"]),
         ("model config", json.dumps({"num_hidden_layers": SECRET, "hidden_size": 4096}), ["probe", "--architecture", "{f}", "--gpu", "H100-SXM", "--input-tokens", "10", "--output-tokens", "10"]),
+        ("value file yaml", f"api_key: {SECRET}\n", ["compare", "scenarios/dedicated_h100_spillover.yaml", "--vary", "deployments.h100-pool.replicas=@{f}"]),
+        ("value list yaml", f"- 2\n- {SECRET}\n", ["compare", "scenarios/dedicated_h100_spillover.yaml", "--vary", "deployments.h100-pool.max_batch=@{f}"]),
+        ("grid yaml", f"vary:\n  deployments.h100-pool.max_batch: [8, {SECRET}]\n", ["sweep", "scenarios/dedicated_h100_spillover.yaml", "--grid", "{f}"]),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "",
 )

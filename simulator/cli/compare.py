@@ -39,11 +39,13 @@ def compare_command(
     quiet: bool,
 ) -> None:
     """The same report side by side: several SCENARIOS, or one with --vary PATH=VALUES."""
+    from simulator.errors import ScenarioError
     from simulator.report.build import to_json
     from simulator.report.tables import console_for_tables
     from simulator.scenario.loader import load_scenario, read_scenario_data, scenario_from_data
     from simulator.scenario.variants import parse_values, set_path
     from simulator.studies.compare import Variant, compare, comparison_csv, comparison_table
+    from simulator.studies.sweep import unquoted
 
     variants: list[Variant] = []
     if vary is not None:
@@ -53,9 +55,19 @@ def compare_command(
             raise CapsimError(f"--vary: expected PATH=VALUES, got {vary!r}")
         path, values = vary.split("=", 1)
         data, source, base_dir = read_scenario_data(scenarios[0])
-        for label, value in parse_values(values, base_dir):
+        from_file = values.startswith("@")
+        for i, (label, value) in enumerate(parse_values(values, base_dir)):
             variant = set_path(data, path.strip(), value)
-            spec = scenario_from_data(variant, f"{source} with {path}={label}", base_dir)
+            if not from_file:
+                spec = scenario_from_data(variant, f"{source} with {path}={label}", base_dir)
+            else:  # a file the user pointed at: its refused values are not printed
+                try:
+                    spec = scenario_from_data(variant, source, base_dir)
+                except ScenarioError as exc:
+                    said = "; ".join(unquoted(p) for p in exc.problems[:3])
+                    raise CapsimError(
+                        f"{values} (value {i + 1}) for {path}: the scenario refuses it: {said}"
+                    ) from None
             variants.append(Variant(label, spec))
     else:
         if len(scenarios) < 2:

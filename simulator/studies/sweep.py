@@ -59,11 +59,11 @@ def check_points(
                 scenario_from_data(set_path(data, path, value), source, Path(base_dir))
             except (ScenarioError, CapsimError) as exc:
                 problems = exc.problems if isinstance(exc, ScenarioError) else [str(exc)]
-                said = "; ".join(_unquoted(p) for p in problems[:3])
+                said = "; ".join(unquoted(p) for p in problems[:3])
                 raise CapsimError(f"vary.{path}[{i}]: the scenario refuses it: {said}") from None
 
 
-def _unquoted(problem: str) -> str:
+def unquoted(problem: str) -> str:
     """A validation problem without the value it quotes (`(got ...)`, `, got ...`)."""
     problem = re.sub(r"\s*\(got .*\)\s*$", "", problem)
     return re.sub(r",? got .*$", "", problem)
