@@ -315,10 +315,15 @@ def test_no_color_leaves_messages_plain(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_a_sweep_whose_every_run_failed_exits_1(tmp_path: Path) -> None:
+    """Values the scenario accepts but whose runs are refused (too large to simulate): every
+    row failed, exit 1. Values the scenario refuses never start the sweep: exit 2."""
     grid = tmp_path / "grid.yaml"
-    grid.write_text("vary: {horizon: ['-1s', 'soon']}\n")
+    grid.write_text("vary: {horizon: ['20000d', '30000d']}\n")
     out = capsim("sweep", "scenarios/traffic_steady.yaml", "--grid", str(grid), "--workers", "1")
     assert out.returncode == 1 and "every one of the 2 runs failed" in out.stderr
+    grid.write_text("vary: {horizon: ['-1s', 'soon']}\n")
+    out = capsim("sweep", "scenarios/traffic_steady.yaml", "--grid", str(grid), "--workers", "1")
+    assert out.returncode == 2 and "vary.horizon[0]" in out.stderr
 
 
 def test_the_schema_describes_every_property_and_says_what_the_loader_checks() -> None:
