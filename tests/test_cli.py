@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -86,6 +88,12 @@ def test_table_csv_and_json_formats() -> None:
     assert lines[0].startswith("scope,name,kind,requests")
     assert any(line.startswith("total,") for line in lines)
     assert any(line.startswith("tag:tenant,acme") for line in lines)
+    # a dedicated row says what priced it, in the last three columns
+    pool = capsim("run", "scenarios/dedicated_h100_spillover.yaml", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(pool)))
+    dedicated = [r for r in rows if r["scope"] == "deployment" and r["kind"] == "dedicated"]
+    assert dedicated and all(r["performance_model"] == "roofline" for r in dedicated)
+    assert all(r["engine"] == "" for r in dedicated)
 
 
 def test_json_report_has_the_stable_keys() -> None:

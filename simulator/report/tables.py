@@ -249,7 +249,10 @@ def print_table(report: dict[str, Any]) -> None:
     console_for_tables().print(report_tables(report))
 
 
-CSV_COLUMNS = ["scope", "name", "kind", *TOTAL_KEYS]
+# what priced a dedicated/cluster row (empty for the others), after the totals
+CSV_COLUMNS = [
+    "scope", "name", "kind", *TOTAL_KEYS, "performance_model", "engine", "engine_version",
+]  # fmt: skip
 
 
 def to_csv(report: dict[str, Any]) -> str:
