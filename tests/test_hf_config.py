@@ -162,11 +162,12 @@ def test_probe_takes_a_config(tmp_path: Path) -> None:
     assert by_config.code == 0 and by_name.code == 0, by_config.stderr + by_name.stderr
     config_figures, name_figures = json.loads(by_config.stdout), json.loads(by_name.stdout)
     assert config_figures.keys() == name_figures.keys()
-    for key, value in name_figures.items():  # None (no rate) compares as itself
-        if value is None:
-            assert config_figures[key] is None, key
+    for key, value in name_figures.items():  # None (no rate) and names compare as themselves
+        if value is None or isinstance(value, str):
+            assert config_figures[key] == value, key
         else:
             assert config_figures[key] == pytest.approx(value, rel=0.01), key
+    assert name_figures["performance_model"] == "kernels"  # a config of a bundled model is it
 
 
 def test_every_bundled_architecture_knows_its_vocabulary() -> None:
