@@ -83,14 +83,37 @@ class BatchSpec(DeploymentSpec):
         return self.max_enqueued_tokens / self.completion_window
 
 
+# the memory model's settings, shared by the roofline and the measured kernels
+KvPrecision = Annotated[
+    Literal["bf16", "fp8"] | None,
+    Field(description="KV-cache precision; default fp8 with fp8/fp4 weights"),
+]
+MemoryFraction = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=1,
+        description="share of the memory left after weights and activations that holds the "
+        "KV cache (TensorRT-LLM's kv_cache_free_gpu_mem_fraction)",
+    ),
+]
+ActivationReserve = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=1000,
+        description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
+        "pass of 8,192 tokens",
+    ),
+]
+
+
 class RooflineSpec(Spec):
     """Step times from GPU specs and the model's architecture (see docs/model.md)."""
 
     model: Literal["roofline"]
     precision: Literal["bf16", "fp8", "fp4"] = "fp8"
-    kv_precision: Literal["bf16", "fp8"] | None = Field(
-        default=None, description="KV-cache precision; default fp8 with fp8/fp4 weights"
-    )
+    kv_precision: KvPrecision = None
     mfu: float | None = Field(
         default=None,
         gt=0,
@@ -99,20 +122,8 @@ class RooflineSpec(Spec):
         "FP8, 0.35 FP4), fitted on published measurements",
     )
     mbu: float = Field(default=0.7, gt=0, le=1, description="share of memory bandwidth")
-    memory_fraction: float = Field(
-        default=0.9,
-        gt=0,
-        le=1,
-        description="share of the memory left after weights and activations that holds the "
-        "KV cache (TensorRT-LLM's kv_cache_free_gpu_mem_fraction)",
-    )
-    activation_reserve_gb: float | None = Field(
-        default=None,
-        ge=0,
-        le=1000,
-        description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
-        "pass of 8,192 tokens",
-    )
+    memory_fraction: MemoryFraction = 0.9
+    activation_reserve_gb: ActivationReserve = None
     step_overhead: Duration = Field(default=0.0015, le=60, description="scheduler time per step")
     layer_overhead: Duration = Field(
         default=30e-6, le=1, description="kernel launch time per layer per step"
@@ -154,23 +165,9 @@ class KernelsSpec(Spec):
         "lists (see `capsim probe --engine`)",
     )
     precision: Literal["bf16", "fp8", "fp4"] = "fp8"
-    kv_precision: Literal["bf16", "fp8"] | None = Field(
-        default=None, description="KV-cache precision; default fp8 with fp8/fp4 weights"
-    )
-    memory_fraction: float = Field(
-        default=0.9,
-        gt=0,
-        le=1,
-        description="share of the memory left after weights and activations that holds the "
-        "KV cache (TensorRT-LLM's kv_cache_free_gpu_mem_fraction)",
-    )
-    activation_reserve_gb: float | None = Field(
-        default=None,
-        ge=0,
-        le=1000,
-        description="GB per GPU kept for activations and workspace; default 1 GB + a forward "
-        "pass of 8,192 tokens",
-    )
+    kv_precision: KvPrecision = None
+    memory_fraction: MemoryFraction = 0.9
+    activation_reserve_gb: ActivationReserve = None
 
 
 class FixedPerformanceSpec(Spec):
