@@ -138,6 +138,18 @@ class StagedWrites:
             self.abort()
 
 
+def kind_of(value: object) -> str:
+    """What a value read from a file the user pointed at is, without its text (which may be
+    anything, a secret included): a number as itself, anything else by its kind."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
+    return f"a {type(value).__name__}"
+
+
 def output_failed(out: Path, exc: OSError) -> CapsimError:
     """The one line a failed --out write ends with."""
     why = os.strerror(exc.errno) if exc.errno else (exc.strerror or type(exc).__name__)

@@ -97,3 +97,17 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="no progress bar
 @click.version_option(package_name="capsim")
 def cli() -> None:
     """capsim: what LLM inference will cost per month, and whether it meets its SLOs."""
+
+
+def write_outputs(write: Callable[[Any, Path], list[Path]], what: Any, out: Path) -> None:
+    """`write(what, out)` (a run's or a plan's --out files), saying each file written; a
+    write that fails (a full disk, a folder made read-only during the run) ends in one
+    line, the earlier files left as they were."""
+    from simulator.files import output_failed
+
+    try:
+        written = write(what, out)
+    except OSError as exc:
+        raise output_failed(out, exc) from None
+    for path in written:
+        click.echo(f"wrote {path}", err=True)

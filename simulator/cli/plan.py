@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from simulator.cli.app import _naming, _progress, force_option, quiet_option
+from simulator.cli.app import _naming, _progress, force_option, quiet_option, write_outputs
 from simulator.errors import CapsimError
-from simulator.files import check_out_dir
+from simulator.files import check_out_dir, kind_of
 
 if TYPE_CHECKING:
     from simulator.scenario.format import Scenario
@@ -57,15 +57,6 @@ def _gpu_price_table(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def _kind(value: object) -> str:
-    """What a value from a side file is, without its text (which may be anything)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"{value:g}" if isinstance(value, float) else str(value)
-    return f"a {type(value).__name__}"
-
-
 def _gpu_prices(path: Path) -> dict[str, float]:
     """`{GPU: USD per GPU-hour}` from a YAML mapping or a CSV (`gpu,usd_per_gpu_hour`), each
     GPU known and each price finite."""
@@ -98,7 +89,7 @@ def _gpu_prices(path: Path) -> dict[str, float]:
         ):
             raise CapsimError(
                 f"{path}: {gpu}: expected USD per GPU-hour between 0 and "
-                f"{MAX_USD_PER_GPU_HOUR:,.0f}, got {_kind(price)}"
+                f"{MAX_USD_PER_GPU_HOUR:,.0f}, got {kind_of(price)}"
             )
         prices[str(gpu)] = float(price)
     return prices
@@ -225,15 +216,9 @@ def plan_command(
         else:
             answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
     if out is not None:
-        from simulator.files import output_failed
         from simulator.report.html import write_plan_outputs
 
-        try:
-            written = write_plan_outputs(answer, out)
-        except OSError as exc:  # a full disk, a folder made read-only during the run
-            raise output_failed(out, exc) from None
-        for path in written:
-            click.echo(f"wrote {path}", err=True)
+        write_outputs(write_plan_outputs, answer, out)
     answer.pop("_results", None)
     if fmt == "json":
         click.echo(to_json(answer))

@@ -15,6 +15,7 @@ from simulator.cli.app import (
     _warn,
     force_option,
     quiet_option,
+    write_outputs,
 )
 from simulator.files import check_out_dir
 
@@ -76,15 +77,9 @@ def run_command(
             if d.get("overloaded"):
                 _warn(overload_warning(d, result.report["horizon_s"]))
     if out is not None:
-        from simulator.files import output_failed
         from simulator.report.html import write_run_outputs
 
-        try:
-            written = write_run_outputs(result, out)
-        except OSError as exc:  # a full disk, a folder made read-only during the run
-            raise output_failed(out, exc) from None
-        for path in written:
-            click.echo(f"wrote {path}", err=True)
+        write_outputs(write_run_outputs, result, out)
     if fail_on_slo:
         missed = [
             f"{w['name']} {e['key']}"

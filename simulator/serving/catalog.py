@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import ScenarioError
+from simulator.files import kind_of
 from simulator.scenario.limits import MAX_USD_PER_1M_TOKENS
 
 BUNDLED_SOURCE = "together.ai serverless prices via LiteLLM 1.110.2 price map, extracted 2026-11-26"
@@ -83,10 +84,9 @@ def _per_million(entry: dict[str, Any], key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        shown = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
-        if isinstance(value, float):
-            shown = repr(value)  # inf or nan: a number, not the file's text
-        raise ValueError(f"{where}.{key}: expected a number of USD per token, got {shown}")
+        raise ValueError(
+            f"{where}.{key}: expected a number of USD per token, got {kind_of(value)}"
+        )
     if value < 0:
         raise ValueError(f"{where}.{key}: a price cannot be negative, got {value!r}")
     per_million = float(value) * 1e6

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulator.files import kind_of
 from simulator.serving.architecture import Architecture
 
 
@@ -25,10 +26,7 @@ def _int(config: dict[str, Any], *keys: str, default: int | None = None) -> int:
         value = config.get(key)
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                shown = value if isinstance(value, int) and not isinstance(value, bool) else (
-                    f"a {type(value).__name__}"
-                )
-                raise ValueError(f"{key}: expected a whole number >= 0, got {shown}")
+                raise ValueError(f"{key}: expected a whole number >= 0, got {kind_of(value)}")
             return value
     if default is None:
         raise ValueError(f"missing {' or '.join(keys)} (is this a language model's config?)")
