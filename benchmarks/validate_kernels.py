@@ -28,15 +28,15 @@ import csv
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from calibrate_roofline import FAMILIES, MAX_BATCH  # the same rows, grouped the same way
+
 from simulator.studies.probe import batch_latency, probe, replica_performance
 
 HERE = Path(__file__).resolve().parent
-MAX_BATCH = 2048  # trtllm-bench's default max_batch_size; the KV cache binds first
 MODELS: dict[str, dict[str, Any] | None] = {
     "roofline": {"model": "roofline"},
     "kernels": {"model": "kernels", "engine": "trtllm"},
@@ -91,19 +91,6 @@ def _default(row: dict[str, str]) -> str:
     """The model a deployment of this shape gets by default: kernels or roofline."""
     gpus, precision = int(row["gpus"]), row["precision"]
     return str(replica_performance(row["model"], row["gpu"], gpus, precision)["model"])
-
-
-def _moe(model: str) -> str:
-    return "MoE" if model.startswith(("qwen3-235b", "qwen3-30b", "llama-4", "mixtral")) else "dense"
-
-
-FAMILIES: dict[str, Callable[[dict[str, str]], str]] = {
-    "GPU": lambda r: r["gpu"],
-    "precision": lambda r: r["precision"].upper(),
-    "dense / MoE": lambda r: _moe(r["model"]),
-    "TP": lambda r: f"TP{r['gpus']}",
-    "model": lambda r: r["model"],
-}
 
 
 def _cell(errors: list[float | None]) -> str:
