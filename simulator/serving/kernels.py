@@ -147,7 +147,7 @@ def resolve_version(gpu: str, engine: str, version: str) -> str:
         return str(_literal_backend_version(system, engine, asked, None, None))
     except Exception as exc:  # the package's own message names the versions it has
         where = f"{engine} on {known.name}"
-        raise ValueError(f"engine_version {version!r} for {where}: {exc}") from None
+        raise UnknownVersion(f"engine_version {version!r} for {where}: {exc}") from None
 
 
 # --- tabulation ---------------------------------------------------------------------------
@@ -184,6 +184,10 @@ class KernelTable:
     # data parallel: each GPU a rank with its own share of the batch)
     layout: str = "tp"
     ranks: int = 1  # attention data-parallel ranks the batch is spread over (dep: the GPUs)
+
+
+class UnknownVersion(ValueError):
+    """An engine version the database does not list for the GPU."""
 
 
 class KernelDataMissing(ValueError):
@@ -343,11 +347,8 @@ def kernel_table(shape: Shape) -> KernelTable:
         try:
             spec, version = compile_spec(shape, layout)
             table = tabulate(spec, version, layout, shape.tp if layout == "dep" else 1)
-        except ValueError as exc:  # a version the database does not list
-            if isinstance(exc, KernelDataMissing) or "engine_version" in str(exc):
-                raise
-            problems.append(_short(exc))
-            continue
+        except UnknownVersion:  # the user's to fix, whatever the layout
+            raise
         except Exception as exc:  # the estimator's own errors: data it lacks for the shape
             problems.append(_short(exc))
             continue
