@@ -21,6 +21,7 @@ import simpy
 
 from simulator.deployments import DEPLOYMENT_MODELS, DeploymentModel, DeploymentSummary
 from simulator.deployments.base import EngineContext
+from simulator.deployments.compiled import run_compiled_pools
 from simulator.errors import RunTooLargeError
 from simulator.records import Blocks, Outcome, Reason, Records
 from simulator.scenario.format import Scenario
@@ -171,9 +172,8 @@ def _route_in_bulk(
     in_bulk = np.isin(workload, bulk)
     everyone = {d.index: d for route in routes for d in route}.values()
     first = np.array([route[0].index if route else -1 for route in routes])
-    bulk_rows = np.flatnonzero(in_bulk)
-    for lo in range(0, len(bulk_rows), _BULK_BLOCK):
-        rows = bulk_rows[lo : lo + _BULK_BLOCK]
+    for lo in range(0, len(in_bulk), _BULK_BLOCK):  # the bulk rows a block of records at a time
+        rows = lo + np.flatnonzero(in_bulk[lo : lo + _BULK_BLOCK])
         fits = records.input_tokens[rows] + records.output_tokens[rows] <= limits[workload[rows]]
         over = rows[~fits]
         records.outcome[over] = Outcome.REJECTED
@@ -340,7 +340,13 @@ def simulate(
     routes = [[by_name[name] for name in w.route] for w in scenario.workloads]
     router = Router(records, routes, _context_limits(scenario))
     closed = [(w, wl) for w, wl in enumerate(scenario.workloads) if wl.arrivals.closed_loop]
-    clocked = bool(closed) or any(m.uses_clock for m in models)
+    if not closed:  # feed-forward pools first, compiled (deployments/compiled)
+        compiled = run_compiled_pools(records, models, routes, router.limits, progress)
+        if compiled and progress is not None:
+            share = compiled / max(1, len(records))
+            outer = progress
+            progress = lambda x: outer(share + (1 - share) * x)  # noqa: E731
+    clocked = bool(closed) or any(m.clocked() for m in models)
     shared = EngineContext(scenario, records, env, np.random.default_rng(0), completions)
     for w, workload in closed:
         tokens = _TokenQueue(TokenSampler(workload, scenario.seed, replication))

@@ -87,7 +87,7 @@ class Records:
         output_tokens: np.ndarray,
     ) -> Records:
         n = len(arrival)
-        nan = np.full(n, np.nan)
+        times = np.full((3, n), np.nan)  # start, first token, finish: rows of one array
         return cls(
             count=n,
             workload=workload.astype(np.int32, copy=False),
@@ -98,14 +98,31 @@ class Records:
             outcome=np.zeros(n, dtype=np.int8),
             reason=np.zeros(n, dtype=np.int8),
             spills=np.zeros(n, dtype=np.int16),
-            start=nan.copy(),
-            first_token=nan.copy(),
-            finish=nan.copy(),
+            start=times[0],
+            first_token=times[1],
+            finish=times[2],
             cost=np.zeros(n),
         )
 
     def __len__(self) -> int:
         return self.count
+
+    def times(self) -> np.ndarray | None:
+        """start, first_token and finish as the rows of one array (as allocated), or None
+        once they are not (rows appended, reordered)."""
+        base = self.start.base
+        if (
+            base is None
+            or base.shape != (3, len(self.start))
+            or self.first_token.base is not base
+            or self.finish.base is not base
+            or not all(
+                np.shares_memory(base[k], column)
+                for k, column in enumerate((self.start, self.first_token, self.finish))
+            )
+        ):
+            return None
+        return base
 
     def _columns(self) -> list[str]:
         return [f.name for f in fields(self) if f.name not in ("count", "appended")]

@@ -139,9 +139,19 @@ def test_unbounded_batch_with_fixed_speed_is_m_m_infinity() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("max_batch", [1, 4, 32])
 @pytest.mark.parametrize("prefill", ["separate", "fused"])
+@pytest.mark.parametrize("engine", ["python", "compiled"])
 def test_event_by_event_replica_matches_the_step_by_step_reference(
-    seed: int, max_batch: int, prefill: str
+    seed: int, max_batch: int, prefill: str, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Both engines: the Python one and the compiled pool (deployments/compiled)."""
+    from simulator.deployments import compiled
+
+    monkeypatch.setenv("CAPSIM_ENGINE", engine)
+    taken: list[bool] = []
+    real = compiled.run_pool
+    monkeypatch.setattr(
+        compiled, "run_pool", lambda *a, **k: taken.append(True) or real(*a, **k)
+    )
     workload = {
         **BASE["workloads"][0],
         "route": ["pool"],
@@ -172,6 +182,7 @@ def test_event_by_event_replica_matches_the_step_by_step_reference(
     assert np.allclose(r.first_token, first, rtol=1e-9, atol=1e-6)
     assert np.allclose(r.finish, finish, rtol=1e-9, atol=1e-6)
     assert result.report["deployments"][0]["peak_batch"] <= max_batch
+    assert taken == ([True] if engine == "compiled" else [])
 
 
 def test_reserved_replicas_are_billed_for_the_horizon_busy_or_idle() -> None:

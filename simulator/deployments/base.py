@@ -91,6 +91,10 @@ class DeploymentModel:
         returns which were admitted."""
         raise NotImplementedError
 
+    def clocked(self) -> bool:
+        """Whether the model needs the event loop's clock in this run."""
+        return self.uses_clock
+
     def drain(self) -> None:
         """After the last event: finish what was planned without events."""
 

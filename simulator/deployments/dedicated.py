@@ -147,6 +147,10 @@ class ServingPool(DeploymentModel):
             self.decode_only = True
             self.max_queue = None
             self.prefill_stage = PrefillStage(self, spec, context)
+        # run compiled before the event loop (deployments/compiled): each row's answer, and
+        # the replicas' busy seconds and peak batches
+        self.admitted: np.ndarray | None = None
+        self._totals: tuple[list[float], list[int]] | None = None
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
             self._launch(ready_in=0.0)
@@ -191,11 +195,40 @@ class ServingPool(DeploymentModel):
         up = sum(1 for life in self.lives if life[1] == math.inf)
         self.timeline.append((now, up))
 
+    # -- run compiled -----------------------------------------------------------------------
+    def take_compiled(self, rows: np.ndarray, admitted: np.ndarray) -> None:
+        """The compiled core ran this pool over `rows` (`admitted` those it took): offers
+        are answered from it, in bulk, and no event is left to schedule."""
+        answers = np.zeros(len(self.records), dtype=np.bool_)
+        answers[rows[admitted]] = True
+        self.admitted = answers
+
+    def compiled_totals(self, busy: list[float], peaks: list[int]) -> None:
+        self._totals = (busy, peaks)
+
+    @property
+    def takes_in_bulk(self) -> bool:
+        return self.admitted is not None and self.length_limit is None
+
+    @property
+    def stateless(self) -> bool:
+        return self.admitted is not None
+
+    def offer_many(self, rows: np.ndarray) -> np.ndarray:
+        assert self.admitted is not None
+        taken: np.ndarray = self.admitted[rows]
+        return taken
+
+    def clocked(self) -> bool:
+        return self.admitted is None
+
     # -- requests ---------------------------------------------------------------------------
     def offer(self, i: int, now: float) -> bool:
         """To the least loaded replica with room, which admits it at its next step boundary;
         else to the queue (first come, first served), unless `max_queue` already wait.
         Disaggregated: to the prefill replicas, if both sides can hold it."""
+        if self.admitted is not None:  # run compiled: its answer
+            return bool(self.admitted[i])
         r = self.records
         n_in = int(r.input_tokens[i])
         n_out = int(r.output_tokens[i])
@@ -370,6 +403,8 @@ class ServingPool(DeploymentModel):
     def drain(self) -> None:
         """The simulation is over: reach the run ends planned lazily (a preemption among them
         queues a request again, whose service needs events: run those too)."""
+        if self.admitted is not None:
+            return  # run compiled, drain included
         while True:
             for replica in self.replicas:
                 replica.settle(math.inf)
@@ -493,7 +528,12 @@ class ServingPool(DeploymentModel):
         horizon_replica_seconds = sum(
             min(stop, horizon) - start for start, stop in self.lives if min(stop, horizon) > start
         )
-        busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
+        if self._totals is not None:
+            busy = sum(self._totals[0])
+            peak_batch = max(self._totals[1], default=0)
+        else:
+            busy = sum(rep.busy_seconds(self.env.now) for rep in self.replicas)
+            peak_batch = max((rep.peak_batch for rep in self.replicas), default=0)
         self._system_changed(0, self.env.now)
         peak_tps = self.modeled_max_output_tokens_per_s()
         throughput_utilization = offered_load = None
@@ -541,7 +581,7 @@ class ServingPool(DeploymentModel):
                 "modeled_max_output_tokens_per_s_per_replica": peak_tps,
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
                 **self.performance,
-                "peak_batch": max((rep.peak_batch for rep in self.replicas), default=0),
+                "peak_batch": peak_batch,
                 "prefix_cache_hit_rate": (
                     self.cached_tokens / self.prompt_tokens
                     if self.spec.prefix_caching and self.prompt_tokens

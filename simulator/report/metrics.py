@@ -30,18 +30,21 @@ def cost_figures(cost: float, tokens: float, horizon_s: float, month_s: float) -
     }
 
 
-def latency_summary(values: np.ndarray) -> dict[str, float | None]:
-    """mean, p50, p90, p95, p99 of `values` (None when there are none)."""
+def latency_summary(values: np.ndarray, in_place: bool = False) -> dict[str, float | None]:
+    """mean, p50, p90, p95, p99 of `values` (None when there are none); `in_place`: the
+    quantiles may reorder `values` instead of a copy (the same figures, less memory)."""
     if len(values) == 0:
         return {"mean": None, **dict.fromkeys(QUANTILES)}
-    qs = np.quantile(values, list(QUANTILES.values()))
+    mean = float(values.mean())  # before any reordering: the same sum, to the last bit
+    qs = np.quantile(values, list(QUANTILES.values()), overwrite_input=in_place)
     return {
-        "mean": float(values.mean()),
+        "mean": mean,
         **{k: float(v) for k, v in zip(QUANTILES, qs, strict=True)},
     }
 
 
 METRICS = ("ttft", "tpot", "e2e", "queue")
+_BLOCK = 1 << 20  # rows at a time when a latency column is gathered
 
 
 def latency_column(records: Records, mask: np.ndarray, metric: str) -> np.ndarray:
@@ -50,23 +53,40 @@ def latency_column(records: Records, mask: np.ndarray, metric: str) -> np.ndarra
     made the report the run's peak of memory."""
     if metric == "tpot":
         has = mask & np.isfinite(records.first_token) & (records.output_tokens > 1)
-        tpot: np.ndarray = records.finish[has]
-        tpot -= records.first_token[has]
-        steps = records.output_tokens[has]
-        steps -= 1
-        tpot /= steps
+        tpot = np.empty(int(np.count_nonzero(has)))
+        done = 0
+        for lo in range(0, len(has), _BLOCK):  # as the others: block by block
+            part = has[lo : lo + _BLOCK]
+            block = records.finish[lo : lo + _BLOCK][part]
+            block -= records.first_token[lo : lo + _BLOCK][part]
+            steps = records.output_tokens[lo : lo + _BLOCK][part]
+            steps -= 1
+            block /= steps
+            tpot[done : done + len(block)] = block
+            done += len(block)
         return tpot
     if metric == "ttft":
         mask = mask & np.isfinite(records.first_token)
     end = {"ttft": records.first_token, "e2e": records.finish, "queue": records.start}[metric]
-    values: np.ndarray = end[mask]
-    values -= records.arrival[mask]
+    values = np.empty(int(np.count_nonzero(mask)))
+    done = 0
+    for lo in range(0, len(mask), _BLOCK):  # no second column-sized temporary
+        part = mask[lo : lo + _BLOCK]
+        block = end[lo : lo + _BLOCK][part]
+        block -= records.arrival[lo : lo + _BLOCK][part]
+        values[done : done + len(block)] = block
+        done += len(block)
     return values
 
 
-def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
-    """The q-quantile (linear, as numpy's default) of `values` plus `misses` infinite ones."""
-    ordered = np.sort(values)
+def quantile_with_misses(
+    values: np.ndarray, misses: int, q: float, in_place: bool = False
+) -> float:
+    """The q-quantile (linear, as numpy's default) of `values` plus `misses` infinite ones
+    (`in_place`: `values` sorted itself rather than a copy)."""
+    if in_place:
+        values.sort()
+    ordered = values if in_place else np.sort(values)
     total = len(ordered) + misses
     position = q * (total - 1)
     low, high = int(np.floor(position)), int(np.ceil(position))
@@ -75,7 +95,9 @@ def quantile_with_misses(values: np.ndarray, misses: int, q: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
-def slo_entry(target: SLOTarget, values: np.ndarray, rejected: int) -> dict[str, Any]:
+def slo_entry(
+    target: SLOTarget, values: np.ndarray, rejected: int, in_place: bool = False
+) -> dict[str, Any]:
     """Observed quantile against the target, and attainment = share of requests within it.
 
     A rejected request never met its target: it counts as a miss in the attainment and as an
@@ -99,7 +121,7 @@ def slo_entry(target: SLOTarget, values: np.ndarray, rejected: int) -> dict[str,
         if target.quantile >= 1:
             observed = math.inf if rejected else float(values.max())
         else:
-            observed = quantile_with_misses(values, rejected, target.quantile)
+            observed = quantile_with_misses(values, rejected, target.quantile, in_place)
         entry["observed_s"] = observed if math.isfinite(observed) else None
         entry["attainment"] = float(np.sum(values <= target.target_s)) / total
         entry["met"] = bool(observed <= target.target_s)
@@ -197,8 +219,14 @@ def list_cost(price: Any, records: Records, rows: np.ndarray) -> float:
     one token column at a time: a month's workload has millions of rows."""
     from simulator.deployments.base import apply_tiers, price_tiers
 
-    tokens = records.input_tokens[rows] * price.input
-    tokens += records.output_tokens[rows] * price.output
+    tokens = np.empty(int(np.count_nonzero(rows)))
+    done = 0
+    for lo in range(0, len(rows), _BLOCK):  # each request's figure as before, block by block
+        part = rows[lo : lo + _BLOCK]
+        block = records.input_tokens[lo : lo + _BLOCK][part] * price.input
+        block += records.output_tokens[lo : lo + _BLOCK][part] * price.output
+        tokens[done : done + len(block)] = block
+        done += len(block)
     tiers = price_tiers(price)
     if not tiers:
         return float(tokens.sum() / 1e6)
@@ -230,18 +258,16 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
         targets = workload.slo_targets()
         latency, slo = {}, {}
         for metric in METRICS:
-            values = latency_column(r, measured, metric)
-            latency[f"{metric}_s"] = latency_summary(values)
+            values = latency_column(r, measured, metric)  # ours: reordered in place
+            latency[f"{metric}_s"] = latency_summary(values, in_place=True)
             for t in targets:
                 if ("e2e" if t.metric == "completion" else t.metric) == metric:
-                    slo[t.key] = slo_entry(t, values, rejected)
+                    slo[t.key] = slo_entry(t, values, rejected, in_place=True)
             del values
         slo_list = [slo[t.key] for t in targets]
         if workload.availability_target is not None:
             slo_list.append(
-                availability_entry(
-                    workload.availability_target, int(measured.sum()), rejected
-                )
+                availability_entry(workload.availability_target, int(measured.sum()), rejected)
             )
         rows.append(
             {
