@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,51 @@ def test_a_relative_scenario_with_a_trace_runs_on_a_worker_elsewhere(
     row = run_point(*args[0])
     assert row["status"] == "ok", row["status"]
     assert row["requests"] == 20
+
+
+def test_plan_forecast_and_compare_on_a_dask_local_cluster_give_the_local_answers(
+    tmp_path: Path,
+) -> None:
+    """DESIGN "Studies on the cluster engine": `--dask ADDRESS` changes where the runs go,
+    never the answer."""
+    from distributed import LocalCluster
+
+    from simulator.report.build import to_json
+    from simulator.studies.compare import Variant, compare
+    from simulator.studies.forecast import forecast
+    from simulator.studies.plan import plan
+    from tests.test_studies import _plan_scenario
+
+    scenario = _plan_scenario()
+    local_plan = plan(scenario, max_replicas=6, replications=3)
+    local_forecast = forecast(scenario, 3, 0.2, max_replicas=6, replications=2)
+    variants = [Variant(str(n), load_scenario({**_data(), "seed": n})) for n in (1, 2, 3)]
+    local_compare = compare(variants, replications=2)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        on_dask_plan = plan(scenario, max_replicas=6, replications=3, dask=address)
+        on_dask_forecast = forecast(
+            scenario, 3, 0.2, max_replicas=6, replications=2, dask=address
+        )
+        on_dask_compare = compare(variants, replications=2, dask=address)
+    for answer in (local_plan, on_dask_plan, local_forecast, on_dask_forecast):
+        answer.pop("_results", None)  # (the runs kept for --out, as `capsim plan` drops them)
+    assert to_json(on_dask_plan) == to_json(local_plan)  # what `capsim plan --format json` prints
+    assert to_json(on_dask_forecast) == to_json(local_forecast)
+    assert to_json(on_dask_compare) == to_json(local_compare)
+    assert local_plan["replicas"] is not None and local_plan["search"]["runs"] >= 3
+
+
+def test_plan_and_compare_refuse_a_bad_dask_address_before_any_run(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(_data()))
+    for args in (
+        ["plan", str(scenario), "--dask", "not an address"],
+        ["compare", str(scenario), "--vary", "seed=1,2", "--dask", "tcp://host:99999"],
+        ["plan", str(scenario), "--dask", "tcp://h:8786", "--workers", "2"],
+    ):
+        done = subprocess.run(["capsim", *args], capture_output=True, text=True)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "--dask" in done.stderr and "Traceback" not in done.stderr

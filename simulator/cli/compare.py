@@ -27,6 +27,9 @@ from simulator.errors import CapsimError
 )
 @click.option("--seed", type=click.IntRange(min=0), help="the same seed for every variant")
 @click.option("--replications", type=click.IntRange(1, 1000))
+@click.option(
+    "--dask", "dask_address", help="run the variants on a Dask cluster, e.g. tcp://host:8786"
+)
 @force_option
 @quiet_option
 def compare_command(
@@ -35,6 +38,7 @@ def compare_command(
     fmt: str,
     seed: int | None,
     replications: int | None,
+    dask_address: str | None,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -44,8 +48,12 @@ def compare_command(
     from simulator.report.tables import console_for_tables
     from simulator.scenario.loader import load_scenario, read_scenario_data, scenario_from_data
     from simulator.scenario.variants import parse_values, set_path
+    from simulator.studies.cluster import check_dask_address
     from simulator.studies.compare import Variant, compare, comparison_csv, comparison_table
     from simulator.studies.sweep import unquoted
+
+    if dask_address is not None:
+        check_dask_address(dask_address)
 
     variants: list[Variant] = []
     if vary is not None:
@@ -75,7 +83,7 @@ def compare_command(
         variants = [Variant(p.stem, load_scenario(p)) for p in scenarios]
     named = scenarios[0] if len(scenarios) == 1 else None
     with _progress(not quiet, "comparing") as progress, _naming(named):
-        results = compare(variants, replications, seed, progress, force)
+        results = compare(variants, replications, seed, progress, force, dask_address)
     if fmt == "json":
         click.echo(to_json({"variants": results}))
     elif fmt == "csv":

@@ -122,6 +122,11 @@ def _gpu_prices(path: Path) -> dict[str, float]:
     help="local processes for a fleet's replications and a forecast's months (same answer)",
 )
 @click.option(
+    "--dask",
+    "dask_address",
+    help="run them on a Dask cluster instead, e.g. tcp://host:8786 (same answer)",
+)
+@click.option(
     "--gpu-prices",
     type=click.Path(path_type=Path),
     help="YAML {GPU: USD per GPU-hour} (or a .csv with columns gpu,usd_per_gpu_hour) for "
@@ -170,6 +175,7 @@ def plan_command(
     engines: str | None,
     replications: int | None,
     workers: int,
+    dask_address: str | None,
     gpu_prices: Path | None,
     settings: tuple[str, ...],
     months: int | None,
@@ -186,6 +192,12 @@ def plan_command(
     from simulator.scenario.loader import load_scenario
     from simulator.studies.plan import plan
 
+    if dask_address is not None:
+        from simulator.studies.cluster import check_dask_address
+
+        if workers != 1:
+            raise CapsimError("give --workers or --dask, not both")
+        check_dask_address(dask_address)
     spec = _with_settings(scenario, settings) if settings else load_scenario(scenario)
     if out is not None:
         check_out_dir(out)
@@ -202,7 +214,7 @@ def plan_command(
 
             answer = forecast(
                 spec, months, rate, spread, deployment, max_replicas, replications, progress,
-                force, workers,
+                force, workers, dask=dask_address,
             )  # fmt: skip
         elif gpus or tps or engines:
             from simulator.studies.plan import plan_gpu_types
@@ -211,10 +223,13 @@ def plan_command(
             prices = _gpu_prices(gpu_prices) if gpu_prices is not None else None
             answer = plan_gpu_types(
                 spec, names, deployment, max_replicas, replications, progress, force, workers,
-                prices, *shapes,
+                prices, *shapes, dask=dask_address,
             )  # fmt: skip
         else:
-            answer = plan(spec, deployment, max_replicas, replications, progress, force, workers)
+            answer = plan(
+                spec, deployment, max_replicas, replications, progress, force, workers,
+                dask_address,
+            )  # fmt: skip
     if out is not None:
         from simulator.report.html import write_plan_outputs
 

@@ -28,8 +28,12 @@ def compare(
     seed: int | None = None,
     progress: Callable[[float], None] | None = None,
     force: bool = False,
+    dask: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every variant (same seed, same replications); one entry each, with its report."""
+    """Run every variant (same seed, same replications); one entry each, with its report.
+    With `dask` (a scheduler's address) the variants run on that cluster at once."""
+    if dask is not None:
+        return _on_cluster(variants, replications, seed, progress, force, dask)
     results = []
     for k, variant in enumerate(variants):
 
@@ -43,6 +47,38 @@ def compare(
         results.append(
             {"label": variant.label, "scenario": variant.scenario.name, "report": result.report}
         )
+    return results
+
+
+def report_of(
+    scenario: Scenario, seed: int | None, replications: int | None, force: bool
+) -> dict[str, Any]:
+    """One variant's report (what travels back from a cluster's worker: not the records)."""
+    return run(scenario, seed=seed, replications=replications, force=force).report
+
+
+def _on_cluster(
+    variants: list[Variant],
+    replications: int | None,
+    seed: int | None,
+    progress: Callable[[float], None] | None,
+    force: bool,
+    address: str,
+) -> list[dict[str, Any]]:
+    from simulator.studies.cluster import executor
+
+    results = []
+    with executor(1, address) as pool:
+        futures = [
+            pool.submit(report_of, v.scenario, seed, replications, force) for v in variants
+        ]
+        for k, (variant, future) in enumerate(zip(variants, futures, strict=True)):
+            report = future.result()
+            results.append(
+                {"label": variant.label, "scenario": variant.scenario.name, "report": report}
+            )
+            if progress is not None:
+                progress((k + 1) / len(variants))
     return results
 
 

@@ -36,11 +36,11 @@ import numpy as np
 from simulator.errors import CapsimError
 from simulator.scenario.deployments import DedicatedSpec
 from simulator.scenario.format import Scenario
+from simulator.studies.cluster import evaluate_all
 from simulator.studies.plan import (
     _Search,
     _serverless_and_batch,
     capacity_bound,
-    evaluate_all,
     holds,
     plan,
     planned_deployment,
@@ -83,12 +83,15 @@ class _Month:
         factor: float,
         replications: int,
         workers: int = 1,
+        dask: str | None = None,
     ) -> None:
         self.factor = factor
         self.scenario = scaled_scenario(scenario, factor)
         self.spec = spec
         self.routed = routed
-        self.search = _Search(self.scenario, spec.name, routed, replications, None, 1, workers)
+        self.search = _Search(
+            self.scenario, spec.name, routed, replications, None, 1, workers, dask
+        )
         self.needed: int | None = None
         self._listed: _Search | None = None
 
@@ -104,8 +107,9 @@ class _Month:
             variant = self.scenario.model_copy(update={"deployments": deployments})
             search = self.search
             self._listed = _Search(
-                variant, spec.name, self.routed, search.replications, None, 1, search.workers
-            )
+                variant, spec.name, self.routed, search.replications, None, 1, search.workers,
+                search.dask,
+            )  # fmt: skip
         return self._listed
 
     def size(self, low: int, max_replicas: int) -> int | None:
@@ -163,6 +167,7 @@ def forecast(
     force: bool = False,
     workers: int = 1,
     paths: int = PATHS,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """The plan for month 1, with a `forecast` of `months` months of `growth` a month."""
     if not 1 <= months <= MAX_MONTHS:
@@ -186,7 +191,7 @@ def forecast(
 
     answer = plan(
         scenario, spec.name, max_replicas, replications, lambda s: step(s, 0.0, 0.2), force,
-        workers,
+        workers, dask,
     )  # fmt: skip
     routed = answer["workloads"]
     can_spill = any(
@@ -200,7 +205,7 @@ def forecast(
     def level(factor: float) -> _Month:
         key = round(factor, 12)
         if key not in levels:
-            levels[key] = _Month(scenario, spec, routed, factor, reps, workers)
+            levels[key] = _Month(scenario, spec, routed, factor, reps, workers, dask)
         return levels[key]
 
     # the fleet each month needs: never fewer than the month before while traffic grows
@@ -219,7 +224,7 @@ def forecast(
     def run_all(sizes: list[tuple[float, int]], low: float, high: float) -> None:
         """Every month's runs at these (traffic, replicas), on `workers` processes at once."""
         wanted = [(level(f).search, r, can_spill) for f, r in sizes]
-        evaluate_all(wanted, reps, workers, lambda s: step(s, low, high))
+        evaluate_all(wanted, reps, workers, lambda s: step(s, low, high), dask)
 
     if can_spill:
         run_all([(f, 0) for f in factors], 0.5, 0.6)
@@ -227,7 +232,7 @@ def forecast(
     if spec.billing is not None:  # on demand: each month's fleet at the list price
         months_listed = [level(f) for f in factors]
         wanted = [(m.listed(), m.on_demand_size(max_replicas), False) for m in months_listed]
-        evaluate_all(wanted, reps, workers, lambda s: step(s, 0.5, 0.6))
+        evaluate_all(wanted, reps, workers, lambda s: step(s, 0.5, 0.6), dask)
     on_demand = [level(f).on_demand(max_replicas) for f in factors]
     step(1.0, 0.5, 0.6)
 

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from simulator.engine import RunResult, simulate
+from simulator.engine import RunResult
 from simulator.errors import CapsimError
 from simulator.report.result import Result
 from simulator.scenario.deployments import AnyDeploymentSpec, DedicatedSpec
 from simulator.scenario.format import Scenario
+from simulator.studies.cluster import evaluate_all
 from simulator.studies.run import check_size, result_of, simulate_replications
 
 
@@ -170,8 +171,10 @@ class _Search:
         progress: Callable[[float], None] | None,
         expected_runs: int,
         workers: int = 1,
+        dask: str | None = None,
     ) -> None:
         self.workers = workers
+        self.dask = dask  # a Dask scheduler's address: replications run there
         self.scenario = scenario
         self.name = name
         self.routed = routed
@@ -212,8 +215,8 @@ class _Search:
 
     def evaluate(self, n: int, spillover: bool, replications: int) -> PlanPoint:
         """Size `n` with its first `replications` replications (those not run yet now)."""
-        if self.workers > 1:  # independent replications, on processes (one: not worth it)
-            evaluate_all([(self, n, spillover)], replications, self.workers, self._ran)
+        if self.workers > 1 or self.dask:  # independent replications, run elsewhere at once
+            evaluate_all([(self, n, spillover)], replications, self.workers, self._ran, self.dask)
         todo = self.missing(n, spillover, replications)
         if not todo:
             return self.points[(n, spillover)]
@@ -262,6 +265,7 @@ def plan(
     progress: Callable[[float], None] | None = None,
     force: bool = False,
     workers: int = 1,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """Size a dedicated deployment: the fewest reserved replicas that hold every SLO of the
     workloads routed to it, not overloaded, in every replication; then the cheapest size
@@ -280,7 +284,7 @@ def plan(
         if spec.name in w.route
     )
     bound, offered = capacity_bound(scenario, spec)
-    search = _Search(scenario, spec.name, routed, reps, progress, reps + 3, workers)
+    search = _Search(scenario, spec.name, routed, reps, progress, reps + 3, workers, dask)
     chosen_n = search.smallest(min(bound, max_replicas), max_replicas, spillover=False)
     chosen = search.points[(chosen_n, False)] if chosen_n is not None else None
     mix = _cheapest_mix(search, chosen_n or max_replicas) if can_spill else None
@@ -337,44 +341,6 @@ def _cheapest_mix(search: _Search, top: int) -> PlanPoint | None:
         if search.passes(point.replicas, True, confirm=True):
             return search.points[(point.replicas, True)]
     return None
-
-
-def evaluate_all(
-    wanted: list[tuple[_Search, int, bool]],
-    replications: int,
-    workers: int,
-    progress: Callable[[float], None] | None = None,
-) -> None:
-    """Run, on `workers` processes at once, the replications not run yet of many sizes (each
-    a search, a size and whether it overflows): the runs `_Search.evaluate` would make one by
-    one, so the same answers, and later evaluations of them cost nothing. With one worker,
-    nothing: each is run when it is asked for."""
-    jobs: list[tuple[_Search, int, bool, Scenario, range]] = []
-    seen: set[tuple[int, int, bool]] = set()
-    for search, n, spillover in wanted:
-        if (id(search), n, spillover) in seen:
-            continue
-        seen.add((id(search), n, spillover))
-        todo = search.missing(n, spillover, replications)
-        if todo:
-            jobs.append((search, n, spillover, search.variant(n, spillover), todo))
-    total = sum(len(todo) for *_, todo in jobs)
-    if workers <= 1 or total <= 1:
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    done = 0
-    with ProcessPoolExecutor(max_workers=min(workers, total)) as pool:
-        futures = [[pool.submit(simulate, job[3], rep) for rep in job[4]] for job in jobs]
-        for (search, n, spillover, variant, _), runs in zip(jobs, futures, strict=True):
-            new = []
-            for future in runs:
-                new.append(future.result())
-                search.runs += 1
-                done += 1
-                if progress is not None:
-                    progress(done / total)
-            search.store(n, spillover, variant, new)
 
 
 def _variant(scenario: Scenario, name: str, replicas: int, spillover: bool) -> Scenario:
@@ -702,6 +668,7 @@ def plan_gpu_types(
     gpu_prices: dict[str, float] | None = None,
     tps: list[int] | None = None,
     engines: list[str] | None = None,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """`plan` for each replica shape — GPU type (`gpus`; empty: the deployment's own), GPUs
     a replica (`tps`) and engine (`engines`, measured kernels) — the answer the cheapest that
@@ -732,7 +699,7 @@ def plan_gpu_types(
                 progress((k + fraction) / len(shapes))
 
         try:
-            found = plan(variant, name, max_replicas, replications, step, force, workers)
+            found = plan(variant, name, max_replicas, replications, step, force, workers, dask)
         except CapsimError as exc:  # e.g. a shape too slow for one request to fit a run
             plans.append(((gpu, tp, engine), None, str(exc)))
             continue

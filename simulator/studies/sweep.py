@@ -14,6 +14,9 @@ from typing import Any
 from simulator.errors import CapsimError
 from simulator.report.build import TOTAL_KEYS as TOTALS
 from simulator.scenario.variants import set_path
+from simulator.studies.cluster import check_dask_address, connect
+
+__all__ = ["check_dask_address", "grid_points", "run_point", "sweep"]
 
 
 def grid_points(grid: Any) -> list[dict[str, Any]]:
@@ -160,27 +163,6 @@ def _collect(
     return out
 
 
-def check_dask_address(address: str) -> str:
-    """`address` if it reads as a Dask scheduler's (tcp://HOST:PORT, tls://..., HOST:PORT),
-    else CapsimError saying what is expected; checked before any work starts."""
-    try:
-        from distributed.comm.addressing import parse_address, parse_host_port
-    except ImportError:
-        raise CapsimError("--dask needs the dask extra: pip install 'capsim[dask]'") from None
-    expected = "expected a scheduler address such as tcp://10.0.0.5:8786"
-    if not address.isascii() or not address.strip() or any(c.isspace() for c in address):
-        raise CapsimError(f"--dask: {expected}, got {address!r}")
-    try:
-        scheme, location = parse_address(address)
-        if scheme in ("tcp", "tls"):
-            host, port = parse_host_port(location)
-            if not host or port is None or not 0 < int(port) < 65536:
-                raise ValueError("no host or port")
-    except (ValueError, TypeError):
-        raise CapsimError(f"--dask: {expected}, got {address!r}") from None
-    return address
-
-
 def _settled(future: Any, point: dict[str, Any]) -> dict[str, Any]:
     """A Dask future's row; a run the cluster lost (its worker killed more times than the
     scheduler retries it, say) is a failed row, not an exception that ends the sweep."""
@@ -196,18 +178,11 @@ def _settled(future: Any, point: dict[str, Any]) -> dict[str, Any]:
 def _on_dask(
     args: list[tuple[Any, ...]], address: str, progress: Callable[[float], None] | None
 ) -> list[dict[str, Any]]:
-    try:
-        from distributed import Client
-    except ImportError:
-        raise CapsimError("--dask needs the dask extra: pip install 'capsim[dask]'") from None
-    try:
-        client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
-    except (OSError, ValueError, TypeError) as exc:
-        raise CapsimError(f"--dask: cannot reach the scheduler at {address!r} ({exc})") from None
+    client = connect(address)
     try:
         futures = [client.submit(run_point, *a, pure=False) for a in args]
         return _collect(
             (_settled(f, a[-1]) for f, a in zip(futures, args, strict=True)), len(args), progress
         )
     finally:
-        client.close()  # type: ignore[no-untyped-call]
+        client.close()
