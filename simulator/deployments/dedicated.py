@@ -146,6 +146,11 @@ class ServingPool(DeploymentModel):
         if isinstance(spec, DedicatedSpec) and spec.disaggregation is not None:
             self.decode_only = True
             self.max_queue = None
+            # cache-aware disaggregation (the guide's CPD): the prefill replicas hold the
+            # prefix cache and are routed to by prefix; the decode replicas take the KV
+            # they are sent, whole
+            self.blocks = None
+            self.routing = False
             self.prefill_stage = PrefillStage(self, spec, context)
         # run compiled before the event loop (deployments/compiled): each row's answer, and
         # the replicas' busy seconds and peak batches
@@ -490,6 +495,14 @@ class ServingPool(DeploymentModel):
         piling = growth > 0.05 * second_half and growth > 4 * math.sqrt(at_half + 1)
         return backlog, bool(piling)
 
+    def _hit_rate(self) -> float | None:
+        """Prompt tokens found in the prefix cache over those prefilled (disaggregated:
+        the prefill replicas', which hold the cache)."""
+        caching = self.prefill_stage if self.prefill_stage is not None else self
+        if not self.spec.prefix_caching or not caching.prompt_tokens:
+            return None
+        return caching.cached_tokens / caching.prompt_tokens
+
     def modeled_max_output_tokens_per_s(self) -> float | None:
         """What one replica sustains, saturated, for the mean request seen (closed form)."""
         if not self.offered:
@@ -582,11 +595,7 @@ class ServingPool(DeploymentModel):
                 "kv_capacity_tokens": float(self.step_model.kv_capacity_tokens),
                 **self.performance,
                 "peak_batch": peak_batch,
-                "prefix_cache_hit_rate": (
-                    self.cached_tokens / self.prompt_tokens
-                    if self.spec.prefix_caching and self.prompt_tokens
-                    else None
-                ),
+                "prefix_cache_hit_rate": self._hit_rate(),
                 "mean_queue_length": self.queue_area / end,
                 "mean_in_system": self.system_time / end,
                 "refused_too_long": self.refused_too_long,
@@ -634,19 +643,36 @@ class PrefillStage(ServingPool):
         in its token budget for the prompt (`tokens` - 1: a one-token answer's KV). A
         replica prefilling takes its next group from the queue at its prefill's end."""
         budget = self.token_budget
+        ids = self._prompt_blocks(row) if self.routing else None
+        best, best_hits = None, -1
         for replica in self.active:
             if replica is skip or not replica.accepting:
                 continue
-            if replica.phase == IDLE:
-                return replica
-            if (
+            if replica.phase == IDLE or (
                 now <= replica.group_at
                 and replica.group_tokens + tokens - 1 <= budget
                 and len(replica.group) < replica.max_batch
                 and replica.kv_used + tokens <= replica.kv_capacity
             ):
-                return replica
-        return None
+                if ids is None:
+                    return replica
+                # cache-aware: the one holding the most leading blocks of the prompt (the
+                # first such in order: an idle one and a group alike)
+                hits = 0
+                for block in ids:
+                    if block not in replica.cache:
+                        break
+                    hits += 1
+                if hits > best_hits:
+                    best, best_hits = replica, hits
+        return best
+
+    def _prompt_blocks(self, row: int) -> list[int] | None:
+        blocks = self.blocks
+        if blocks is None or row < 0 or row >= len(blocks):
+            return None
+        ids: list[int] = blocks.ids[blocks.starts[row] : blocks.starts[row + 1]].tolist()
+        return ids
 
     def offer_prompt(self, i: int, n_in: int, now: float) -> bool:
         """Request i's prompt to a prefill replica (False, counted on the deployment: the

@@ -410,7 +410,6 @@ class DedicatedSpec(ServingSpec):
             unsupported = {
                 "replicas": isinstance(self.replicas, AutoscaleSpec),
                 "chunked_prefill": self.chunked_prefill,
-                "prefix_caching": self.prefix_caching,
                 "kv_admission": self.kv_admission == "optimistic",
             }
             for key, present in unsupported.items():
