@@ -128,7 +128,7 @@ def capacity_bound(scenario: Scenario, spec: DedicatedSpec) -> tuple[int, float 
     traffic of the workloads whose route starts at the deployment (all of it reaches it)
     over one replica's saturated throughput for their mean request. Fewer replicas would be
     overloaded on the model's own numbers (their `offered_load` over 1)."""
-    from simulator.deployments.dedicated import spec_capacity
+    from simulator.deployments.capacity import spec_capacity
     from simulator.serving.performance import build_step_model
     from simulator.traffic.draw import scenario_traffic
 
