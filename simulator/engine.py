@@ -117,6 +117,30 @@ class Router:
             return False
         return self.route_admissible(i, w, t)
 
+    def route_after(self, i: int, t: float, deployment: DeploymentModel) -> bool:
+        """Route request i at t to the deployments of its route after `deployment` (a retry
+        from a failed replica that `deployment` could not take again); False: lost."""
+        r = self.records
+        w = int(r.workload[i])
+        route = self.routes[w]
+        spills = int(r.spills[i]) + 1
+        for later in route[route.index(deployment) + 1 :]:
+            limit = later.length_limit
+            if limit is not None and r.input_tokens[i] > limit:
+                later.passed_by_length += 1
+                continue
+            if later.offer(i, t):
+                r.deployment[i] = later.index
+                r.spills[i] = spills
+                return True
+            later.spilled += 1
+            spills += 1
+        r.spills[i] = spills
+        r.outcome[i] = Outcome.REJECTED
+        r.reason[i] = Reason.NO_CAPACITY
+        r.deployment[i] = -1
+        return False
+
     def reject_over_context(self, i: int) -> None:
         self.records.outcome[i] = Outcome.REJECTED
         self.records.reason[i] = Reason.CONTEXT_LENGTH
@@ -339,6 +363,8 @@ def simulate(
     by_name = {m.name: m for m in models}
     routes = [[by_name[name] for name in w.route] for w in scenario.workloads]
     router = Router(records, routes, _context_limits(scenario))
+    for model in models:  # a retry from a failed replica goes on along its route
+        model.context.reroute = router.route_after
     closed = [(w, wl) for w, wl in enumerate(scenario.workloads) if wl.arrivals.closed_loop]
     if not closed:  # feed-forward pools first, compiled (deployments/compiled)
         compiled = run_compiled_pools(records, models, routes, router.limits, progress)

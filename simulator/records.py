@@ -57,6 +57,7 @@ class Reason(IntEnum):
     NONE = 0
     CONTEXT_LENGTH = 1
     NO_CAPACITY = 2
+    REPLICA_FAILURE = 3  # lost: its replica failed, and it had been retried `retries` times
 
 
 @dataclass

@@ -127,6 +127,14 @@ def _gpu_prices(path: Path) -> dict[str, float]:
     help="run them on a Dask cluster instead, e.g. tcp://host:8786 (same answer)",
 )
 @click.option(
+    "--spare",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="replicas on top of the fleet that meets the SLOs, so it still does with that "
+    "many down (N + K)",
+)
+@click.option(
     "--gpu-prices",
     type=click.Path(path_type=Path),
     help="YAML {GPU: USD per GPU-hour} (or a .csv with columns gpu,usd_per_gpu_hour) for "
@@ -176,6 +184,7 @@ def plan_command(
     replications: int | None,
     workers: int,
     dask_address: str | None,
+    spare: int,
     gpu_prices: Path | None,
     settings: tuple[str, ...],
     months: int | None,
@@ -206,6 +215,8 @@ def plan_command(
     if months is None and (growth_sd is not None or rate != 0):
         raise click.UsageError("--growth and --growth-sd need --months")
     shapes = _tp_list(tps), _engine_list(engines)
+    if spare and (months is not None or gpus or tps or engines):
+        raise click.UsageError("--spare plans one fleet: drop --months, --gpus, --tp, --engines")
     if months is not None and (gpus or tps or engines):
         raise click.UsageError("--months forecasts one replica shape: drop --gpus, --tp, --engines")
     with _progress(not quiet, f"planning {spec.name}") as progress, _naming(scenario):
@@ -228,7 +239,7 @@ def plan_command(
         else:
             answer = plan(
                 spec, deployment, max_replicas, replications, progress, force, workers,
-                dask_address,
+                dask_address, spare,
             )  # fmt: skip
     if out is not None:
         from simulator.report.html import write_plan_outputs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,6 +28,9 @@ class EngineContext:
     # tokens of a block by workload (0: that workload's prompts have no block ids)
     blocks: Blocks | None = None
     block_tokens: np.ndarray | None = None
+    # routes request i on from a deployment (after it) at a time: set by the engine's router
+    reroute: Callable[[int, float, DeploymentModel], bool] = field(default=lambda i, t, d: False)
+
 
     def completion_event(self, i: int) -> simpy.Event:
         """An event that fires when request i completes (for closed-loop clients)."""

@@ -62,6 +62,8 @@ def eligible(pool: ServingPool) -> str | None:
         return "speculative decoding"
     if pool.group_token_cap is not None:
         return "a prefill token budget"
+    if pool.failures is not None:
+        return "replica failures"
     return None
 
 

@@ -18,6 +18,7 @@ import simpy
 
 from simulator.deployments.base import DeploymentModel, DeploymentSummary, EngineContext
 from simulator.deployments.capacity import replica_capacity, spec_capacity
+from simulator.deployments.failures import Failures
 from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
 from simulator.scenario.deployments import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.scenario.format import Scenario
@@ -113,10 +114,15 @@ class ServingPool(DeploymentModel):
         # the replicas' busy seconds and peak batches
         self.admitted: np.ndarray | None = None
         self._totals: tuple[list[float], list[int]] | None = None
+        self.down: set[int] = set()  # replicas failed and not back yet
+        failures = getattr(spec, "failures", None)
+        self.failures = (
+            Failures(self, failures) if failures is not None and failures.repair > 0 else None
+        )
         initial = self.autoscale.min if self.autoscale else self._reserved_replicas()
         for _ in range(initial):
-            self._launch(ready_in=0.0)
-        self._record_replicas(0.0)
+            self.launch(ready_in=0.0)
+        self.record_replicas(0.0)
         if self.autoscale is not None:
             self.env.process(self._autoscaler(self.autoscale))
 
@@ -131,7 +137,7 @@ class ServingPool(DeploymentModel):
         return spec.replicas
 
     # -- fleet ------------------------------------------------------------------------------
-    def _launch(self, ready_in: float) -> None:
+    def launch(self, ready_in: float) -> None:
         replica = Replica(self, len(self.replicas))
         self.replicas.append(replica)
         self.lives.append([self.env.now, math.inf])
@@ -143,18 +149,43 @@ class ServingPool(DeploymentModel):
     def _boot(self, replica: Replica, delay: float) -> Generator[Any, Any, None]:
         yield self.env.timeout(delay)
         self._activate(replica)
-        self._record_replicas(self.env.now)
+        self.record_replicas(self.env.now)
 
     def _activate(self, replica: Replica) -> None:
         self.active.append(replica)
+        if self.failures is not None:
+            self.failures.watch(replica)
         self.dispatch_queue(self.env.now)
+
+    def recover(self, index: int, now: float) -> None:
+        """Replica `index` is back from a failure: empty, its busy time and peak kept."""
+        old = self.replicas[index]
+        replica = Replica(self, index)
+        replica.busy_time, replica.peak_batch = old.busy_time, old.peak_batch
+        self.replicas[index] = replica
+        self.down.discard(index)
+        self.active.append(replica)
+        self.record_replicas(now)
+        self.dispatch_queue(now)
+
+    def retry(self, i: int, now: float) -> bool:
+        """Request i, held by a replica that failed at `now`: offered again from scratch
+        (its arrival kept), here first, then to the rest of its route (False: nowhere)."""
+        r = self.records
+        entry = (i, int(r.input_tokens[i]), int(r.output_tokens[i]), float(r.arrival[i]))
+        if self._enter(entry, now):
+            return True
+        self.spilled += 1
+        return self.context.reroute(i, now, self)
 
     def retired(self, replica: Replica, now: float) -> None:
         self.lives[replica.index][1] = now
-        self._record_replicas(now)
+        self.record_replicas(now)
 
-    def _record_replicas(self, now: float) -> None:
-        up = sum(1 for life in self.lives if life[1] == math.inf)
+    def record_replicas(self, now: float) -> None:
+        up = sum(
+            1 for k, life in enumerate(self.lives) if life[1] == math.inf and k not in self.down
+        )
         self.timeline.append((now, up))
 
     # -- run compiled -----------------------------------------------------------------------
@@ -365,8 +396,6 @@ class ServingPool(DeploymentModel):
     def drain(self) -> None:
         """The simulation is over: reach the run ends planned lazily (a preemption among them
         queues a request again, whose service needs events: run those too)."""
-        if self.admitted is not None:
-            return  # run compiled, drain included
         while True:
             for replica in self.replicas:
                 replica.settle(math.inf)
@@ -400,8 +429,8 @@ class ServingPool(DeploymentModel):
             if desired > len(current):
                 low_since = None
                 for _ in range(desired - len(current)):
-                    self._launch(ready_in=policy.scale_up_delay)
-                self._record_replicas(self.env.now)
+                    self.launch(ready_in=policy.scale_up_delay)
+                self.record_replicas(self.env.now)
             elif desired < len(current):
                 low_since = self.env.now if low_since is None else low_since
                 if self.env.now - low_since >= policy.scale_down_delay:
@@ -417,8 +446,8 @@ class ServingPool(DeploymentModel):
         # they would wait for ever)
         yield self.env.timeout(policy.interval)
         if self.queue and not any(rep.accepting for rep in self.replicas):
-            self._launch(ready_in=policy.scale_up_delay)
-            self._record_replicas(self.env.now)
+            self.launch(ready_in=policy.scale_up_delay)
+            self.record_replicas(self.env.now)
 
     # -- accounting -------------------------------------------------------------------------
     def _billed_seconds(self, end: float) -> list[float]:
@@ -451,6 +480,15 @@ class ServingPool(DeploymentModel):
         second_half = int(np.count_nonzero(mine & (arrival > half)))
         piling = growth > 0.05 * second_half and growth > 4 * math.sqrt(at_half + 1)
         return backlog, bool(piling)
+
+    def _failure_figures(self, replica_seconds: float) -> dict[str, Any]:
+        f = self.failures
+        return {
+            "failures": f.count if f is not None else 0,
+            "replica_availability": f.availability(replica_seconds) if f is not None else None,
+            "requests_retried": f.retried if f is not None else 0,
+            "requests_lost": f.lost if f is not None else 0,
+        }
 
     def _hit_rate(self) -> float | None:
         """Prompt tokens found in the prefix cache over those prefilled (disaggregated:
@@ -559,6 +597,7 @@ class ServingPool(DeploymentModel):
                 "refused_queue_full": self.refused_queue_full,
                 "passed_by_length": self.passed_by_length,
                 "preemptions": self.preemptions,
+                **self._failure_figures(horizon_replica_seconds),
             },
         )
 

@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from simulator.report.tables import (
+    failure_line,
     fmt_count,
     fmt_hours,
     fmt_seconds,
@@ -149,6 +150,9 @@ def report_sections(report: dict[str, Any], scenario: Scenario) -> str:
             deployments,
         )
     )  # fmt: skip
+    for d in report["deployments"]:
+        if d.get("replica_availability") is not None:
+            parts.append(f"<p>{html.escape(failure_line(d))}</p>")
     for key, rows in report["breakdowns"].items():
         parts.append(
             _table(

@@ -279,6 +279,9 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                 "rejected": int((mine & (r.outcome == Outcome.REJECTED)).sum()),
                 "rejected_context_length": int((mine & (r.reason == Reason.CONTEXT_LENGTH)).sum()),
                 "rejected_no_capacity": int((mine & (r.reason == Reason.NO_CAPACITY)).sum()),
+                "rejected_replica_failure": int(
+                    (mine & (r.reason == Reason.REPLICA_FAILURE)).sum()
+                ),
                 "input_tokens": n_in,
                 "output_tokens": n_out,
                 **cost_figures(cost, n_in + n_out, horizon, month),

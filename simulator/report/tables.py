@@ -194,6 +194,9 @@ def report_tables(report: dict[str, Any]) -> Group:
     parts.append(deployments)
     for d in overloaded:
         parts.append(Text(overload_warning(d, report["horizon_s"]), style="bold red"))
+    for d in report["deployments"]:
+        if d.get("replica_availability") is not None:
+            parts.append(Text(failure_line(d)))
     for key, rows in report["breakdowns"].items():
         table = _table(
             f"By {key}",
@@ -210,6 +213,15 @@ def report_tables(report: dict[str, Any]) -> Group:
             )
         parts.append(table)
     return Group(*parts)
+
+
+def failure_line(d: dict[str, Any]) -> str:
+    """A deployment's replica failures, in a sentence."""
+    return (
+        f"{d['name']}: {fmt_count(d['failures'])} replica failures, replicas up "
+        f"{d['replica_availability']:.2%} of the time; {fmt_count(d['requests_retried'])} "
+        f"requests retried, {fmt_count(d['requests_lost'])} lost"
+    )
 
 
 def overload_warning(d: dict[str, Any], horizon_s: float) -> str:
@@ -252,6 +264,7 @@ def print_table(report: dict[str, Any]) -> None:
 # what priced a dedicated/cluster row (empty for the others), after the totals
 CSV_COLUMNS = [
     "scope", "name", "kind", *TOTAL_KEYS, "performance_model", "engine", "engine_version",
+    "failures", "replica_availability", "requests_retried", "requests_lost",
 ]  # fmt: skip
 
 

@@ -238,6 +238,46 @@ class BillingSpec(Spec):
     minimum_monthly_usd: float = Field(default=0.0, ge=0, le=1e10)
 
 
+# Published failure rate: Meta's Llama 3 405B pre-training ("The Llama 3 Herd of Models",
+# 2024, section 3.3.4): 419 unexpected interruptions in a 54-day snapshot on 16,384 H100s,
+# 78% of them hardware (GPUs, HBM3, hosts, network). Any one stops a replica: its mean time
+# between failures is this many GPU-seconds over its GPUs.
+GPU_SECONDS_BETWEEN_FAILURES = 16_384 * 54 * 86_400 / 419  # ~2,112 GPU-days
+DEFAULT_REPAIR_S = 1800.0  # a replacement scheduled and the weights reloaded (assumed)
+
+
+class FailuresSpec(Spec):
+    """Replicas fail and come back: up times exponential with mean `mtbf`, down times
+    exponential with mean `repair` (availability mtbf / (mtbf + repair)). A failed replica
+    stops; the requests it held are retried from scratch (on this deployment's other
+    replicas, then the rest of their route) or lost once retried `retries` times."""
+
+    mtbf: Duration | None = Field(
+        default=None,
+        gt=0,
+        le=1e12,
+        description="mean time between a replica's failures; default: the Llama 3 "
+        "training fleet's rate (~2,112 GPU-days per interruption) over its GPUs",
+    )
+    repair: Duration = Field(
+        default=DEFAULT_REPAIR_S,
+        ge=0,
+        le=1e9,
+        description="mean time to bring a failed replica back (0: failures cost nothing, "
+        "as if off); default 30m",
+    )
+    retries: int = Field(
+        default=1, ge=0, le=100, description="times a request is retried before it is lost"
+    )
+
+    def mean_up_seconds(self, gpus_per_replica: int) -> float:
+        return (
+            self.mtbf
+            if self.mtbf is not None
+            else (GPU_SECONDS_BETWEEN_FAILURES / gpus_per_replica)
+        )
+
+
 class DisaggregationSpec(Spec):
     """Prefill/decode disaggregation (DistServe, Splitwise, NVIDIA Dynamo, llm-d): prompts
     are prefilled on replicas of their own, each prompt's KV cache is then sent over the
@@ -342,6 +382,9 @@ class ServingSpec(DeploymentSpec):
 
     billing: BillingSpec | None = None
     speculative: SpeculativeSpec | None = None
+    failures: FailuresSpec | None = Field(
+        default=None, description="replicas fail and come back (off unless set)"
+    )
 
     def gpu_hour_price(self) -> float | None:
         """USD per GPU-hour: the commitment's rate, else the deployment's, else None (the
@@ -411,6 +454,7 @@ class DedicatedSpec(ServingSpec):
                 "replicas": isinstance(self.replicas, AutoscaleSpec),
                 "chunked_prefill": self.chunked_prefill,
                 "kv_admission": self.kv_admission == "optimistic",
+                "failures": self.failures is not None,
             }
             for key, present in unsupported.items():
                 if present:

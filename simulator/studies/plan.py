@@ -266,6 +266,7 @@ def plan(
     force: bool = False,
     workers: int = 1,
     dask: str | None = None,
+    spare: int = 0,
 ) -> dict[str, Any]:
     """Size a dedicated deployment: the fewest reserved replicas that hold every SLO of the
     workloads routed to it, not overloaded, in every replication; then the cheapest size
@@ -287,6 +288,8 @@ def plan(
     search = _Search(scenario, spec.name, routed, reps, progress, reps + 3, workers, dask)
     chosen_n = search.smallest(min(bound, max_replicas), max_replicas, spillover=False)
     chosen = search.points[(chosen_n, False)] if chosen_n is not None else None
+    if spare and chosen_n is not None:  # N hold the SLOs: N + K hold them with K down
+        chosen = search.evaluate(chosen_n + spare, False, reps)
     mix = _cheapest_mix(search, chosen_n or max_replicas) if can_spill else None
     if progress is not None:
         progress(1.0)
@@ -297,7 +300,13 @@ def plan(
     answer["capacity_bound"] = {"replicas": bound, "offered_output_tokens_per_s": offered}
     answer["search"] = {"runs": search.runs, "sizes_tried": len(search.order)}
     answer["warnings"] = warnings
+    answer["spare"] = spare
     answer["verdict"] = verdict(answer, max_replicas)
+    if spare and chosen_n is not None:
+        answer["verdict"] += (
+            f" With {spare} spare: {chosen_n} replicas meet the SLOs, so {chosen_n + spare} "
+            f"still do with {spare} down."
+        )
     if warnings:
         answer["verdict"] += " Caution: " + " ".join(warnings)
     return answer
