@@ -84,8 +84,18 @@ def _merge_traffic(
         del merged
     if blocks is not None:
         blocks = blocks.take(order)
+    images = None
+    if any(t.image_tokens is not None for t in traffic):
+        images = np.concatenate(
+            [
+                np.zeros(len(t.times), np.int32) if t.image_tokens is None else t.image_tokens
+                for t in traffic
+            ]
+        ).astype(np.int32)[order]
     del traffic, order
-    return Records.allocate(workload, arrival, columns[0], columns[1]), blocks, block_tokens
+    records = Records.allocate(workload, arrival, columns[0], columns[1])
+    records.image_tokens = images
+    return records, blocks, block_tokens
 
 
 def _context_limits(scenario: Scenario) -> np.ndarray:

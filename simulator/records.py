@@ -78,6 +78,8 @@ class Records:
     cost: np.ndarray  # float64, USD billed per token (0 for reserved capacity)
     count: int = 0  # rows in use; the arrays may be longer while a run appends
     appended: bool = False  # rows added during the run (out of arrival order)
+    # input tokens that images became (int32), when a workload has images; else None
+    image_tokens: np.ndarray | None = None
 
     @classmethod
     def allocate(
@@ -126,7 +128,11 @@ class Records:
         return base
 
     def _columns(self) -> list[str]:
-        return [f.name for f in fields(self) if f.name not in ("count", "appended")]
+        return [
+            f.name
+            for f in fields(self)
+            if f.name not in ("count", "appended") and getattr(self, f.name) is not None
+        ]
 
     def append(self, workload: int, arrival: float, input_tokens: int, output_tokens: int) -> int:
         """Add a request issued during the run (closed-loop clients); returns its row."""

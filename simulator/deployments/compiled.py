@@ -64,6 +64,8 @@ def eligible(pool: ServingPool) -> str | None:
         return "a prefill token budget"
     if pool.failures is not None:
         return "replica failures"
+    if pool.encoder is not None:
+        return "a vision encoder"
     return None
 
 

@@ -22,8 +22,15 @@ from simulator.deployments.failures import Failures
 from simulator.deployments.replica import DECODE, IDLE, REACHING, Entry, Replica
 from simulator.scenario.deployments import AutoscaleSpec, ClusterSpec, DedicatedSpec, ServingSpec
 from simulator.scenario.format import Scenario
+from simulator.serving.architecture import Architecture
 from simulator.serving.hardware import find_gpu
-from simulator.serving.performance import build_step_model, performance_fields
+from simulator.serving.performance import (
+    DEFAULT_MFU,
+    build_step_model,
+    encoder_seconds_per_image_token,
+    performance_fields,
+    resolve_performance,
+)
 
 
 def lazy_run_ends(spec: ServingSpec, scenario: Scenario, autoscaled: bool) -> bool:
@@ -109,11 +116,13 @@ class ServingPool(DeploymentModel):
             # they are sent, whole
             self.blocks = None
             self.routing = False
+            self.encoder = None  # images are encoded where prompts are prefilled
             self.prefill_stage = PrefillStage(self, spec, context)
         # run compiled before the event loop (deployments/compiled): each row's answer, and
         # the replicas' busy seconds and peak batches
         self.admitted: np.ndarray | None = None
         self._totals: tuple[list[float], list[int]] | None = None
+        self.encoder = self._encoder_costs(arch)
         self.down: set[int] = set()  # replicas failed and not back yet
         failures = getattr(spec, "failures", None)
         self.failures = (
@@ -128,6 +137,27 @@ class ServingPool(DeploymentModel):
 
     def _group_token_cap(self) -> int | None:
         return None
+
+    def _encoder_costs(self, arch: Architecture | None) -> np.ndarray | None:
+        """The vision encoder's seconds per image token, by workload (None: no workload
+        sends this deployment images its model encodes)."""
+        scenario = self.context.scenario
+        if arch is None or not arch.vision_layers or self.records.image_tokens is None:
+            return None
+        gpu = find_gpu(self.spec.gpu)
+        assert gpu is not None
+        # the tower in BF16, as serving engines keep it (where the GPU has BF16 cores)
+        precision = "bf16" if "bf16" in gpu.flops else next(iter(gpu.flops))
+        perf, _ = resolve_performance(self.spec, arch)
+        mfu = getattr(perf, "mfu", None) or DEFAULT_MFU.get(precision, 0.6)
+        costs = np.zeros(len(scenario.workloads))
+        for w, workload in enumerate(scenario.workloads):
+            if workload.images is not None and self.name in workload.route:
+                costs[w] = encoder_seconds_per_image_token(
+                    arch, gpu, self.spec.gpus_per_replica, precision,
+                    workload.images.tokens_per_image, mfu,
+                )  # fmt: skip
+        return costs if costs.any() else None
 
     def _reserved_replicas(self) -> int:
         spec = self.spec

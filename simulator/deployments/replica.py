@@ -97,6 +97,7 @@ class PoolState(Protocol):
     cached_tokens: int
     decode_only: bool
     group_token_cap: int | None
+    encoder: np.ndarray | None
 
     def finished(self, done: list[int], output_tokens: int, arrived: float, now: float) -> None:
         """Requests `done` finished at `now`."""
@@ -137,6 +138,7 @@ class Replica:
         self.group_at = -math.inf
         self.group_tokens = 0
         self.group_squared = 0.0
+        self.group_encoder = 0.0  # the vision encoder's seconds over the group's images
         # fused prefill: the batch decoding beside the group's prompts, and its context
         self.fused = pool.spec.prefill == "fused"
         self.decode_only = pool.decode_only  # disaggregated: prompts prefilled elsewhere
@@ -276,21 +278,31 @@ class Replica:
             self._join(i, n_in, n_out, arrival)
         self.group_tokens = tokens
         self.group_squared = squared
+        self.group_encoder = self._encoder(entries) if pool.encoder is not None else 0.0
         # the prefill from the boundary, then a run to the next completion
         self._run(at + self._prefill_seconds(), self.decoding[0][0] - self.step, 0)
 
+    def _encoder(self, entries: list[Entry]) -> float:
+        """The vision encoder's seconds over the images of `entries` (pool.encoder: seconds
+        per image token by workload)."""
+        cost, images = self.pool.encoder, self.records.image_tokens
+        assert cost is not None and images is not None
+        workload = self.records.workload
+        return float(sum(cost[workload[e[0]]] * images[e[0]] for e in entries))
+
     def _prefill_seconds(self) -> float:
-        """The group's prefill: its own step(s), or one step with the batch (fused); none
-        on a decode replica of a disaggregated deployment."""
+        """The group's prefill: its own step(s), or one step with the batch (fused), after
+        the vision encoder over its images; none on a decode replica of a disaggregated
+        deployment."""
         if self.decode_only:
             return 0.0
         if self.fused:
-            return float(
+            return self.group_encoder + float(
                 self.fused_step(
                     self.group_tokens, self.group_squared, self.group_batch, self.group_context
                 )
             )
-        return self.model.prefill_time(self.group_tokens, self.group_squared)
+        return self.group_encoder + self.model.prefill_time(self.group_tokens, self.group_squared)
 
     def _amend(self, entry: Entry) -> None:
         """One more request for the group's boundary: a longer prefill, a new plan."""
@@ -304,6 +316,8 @@ class Replica:
         cached = self.cached_prefix(entry[0], entry[1]) if self.prefix and not again else 0
         self.group_tokens += entry[1] - cached
         self.group_squared += float(entry[1]) * entry[1] - float(cached) * cached
+        if self.pool.encoder is not None:
+            self.group_encoder += self._encoder([entry])
         if not again:
             self.records.start[entry[0]] = self.group_at
             self.pool.queue_area += self.group_at - entry[3]

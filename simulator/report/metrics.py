@@ -283,6 +283,11 @@ def workload_rows(result: RunResult) -> list[dict[str, Any]]:
                     (mine & (r.reason == Reason.REPLICA_FAILURE)).sum()
                 ),
                 "input_tokens": n_in,
+                "image_tokens": (
+                    int(r.image_tokens.sum(where=done, dtype=np.int64))
+                    if r.image_tokens is not None
+                    else 0
+                ),
                 "output_tokens": n_out,
                 **cost_figures(cost, n_in + n_out, horizon, month),
                 "serverless_list_cost_usd": serverless,

@@ -97,7 +97,7 @@ def report_tables(report: dict[str, Any]) -> Group:
     )
     totals.add_column("figure")
     totals.add_column("value", justify="right")
-    for label, value in (
+    figures = [
         ("requests", fmt_count(t["requests"])),
         ("completed / rejected", f"{fmt_count(t['completed'])} / {fmt_count(t['rejected'])}"),
         (
@@ -107,7 +107,11 @@ def report_tables(report: dict[str, Any]) -> Group:
         (f"cost over {fmt_seconds(report['horizon_s'])}", fmt_usd(t["cost_usd"], True)),
         ("monthly cost", _ci(t, "monthly_cost_usd", fmt_usd)),
         ("$ per 1M tokens", fmt_usd(t["usd_per_1m_tokens"], True)),
-    ):
+    ]
+    images = sum(w.get("image_tokens") or 0 for w in report["workloads"])
+    if images:  # of the input tokens, those images became
+        figures.insert(3, ("  of them from images", fmt_count(images)))
+    for label, value in figures:
         totals.add_row(label, value)
 
     workloads = _table(
@@ -264,7 +268,7 @@ def print_table(report: dict[str, Any]) -> None:
 # what priced a dedicated/cluster row (empty for the others), after the totals
 CSV_COLUMNS = [
     "scope", "name", "kind", *TOTAL_KEYS, "performance_model", "engine", "engine_version",
-    "failures", "replica_availability", "requests_retried", "requests_lost",
+    "failures", "replica_availability", "requests_retried", "requests_lost", "image_tokens",
 ]  # fmt: skip
 
 

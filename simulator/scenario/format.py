@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.errors import ScenarioError
@@ -206,6 +207,35 @@ class PrefixSpec(Spec):
     block_tokens: int = Field(default=512, ge=1, le=65_536)
 
 
+class ImagesSpec(Spec):
+    """Images in each request (document understanding, screenshots): converted to
+    `tokens_per_image` input tokens each, as providers bill them and models read them.
+    Image tokens are input tokens for prices, context limits and prefill; a dedicated
+    replica of a model with a vision tower also runs its encoder over them."""
+
+    per_request: int | TokenDist = Field(
+        description="images a request: a number (0 or more) or a distribution of counts "
+        "(>= 1), e.g. {dist: empirical, values: [1, 2, 5]}"
+    )
+    tokens_per_image: TokenCount = Field(
+        description="input tokens an image becomes (Gemma 3: 256; Qwen2.5-VL: about "
+        "width x height / 784; Llama 3.2 Vision: ~1,600 per 560-pixel tile)"
+    )
+
+    @field_validator("per_request")
+    @classmethod
+    def _count(cls, value: int | TokenDist) -> int | TokenDist:
+        if isinstance(value, int) and not 0 <= value <= 1000:
+            raise ValueError(f"expected 0 to 1,000 images a request, got {value:,}")
+        return value
+
+    def counts(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Images in each of `n` requests."""
+        if isinstance(self.per_request, int):
+            return np.full(n, self.per_request, dtype=np.int64)
+        return self.per_request.sample(rng, n)
+
+
 class Workload(Spec):
     """A stream of requests of one model, with its traffic, SLO and route."""
 
@@ -218,6 +248,7 @@ class Workload(Spec):
     token_pairs: TokenPairs | None = None
     token_correlation: float | None = Field(default=None, ge=-1, le=1)
     prefix: PrefixSpec | None = None
+    images: ImagesSpec | None = None
     slo: dict[str, Duration] = Field(
         default_factory=dict,
         description="latency targets (<metric>_p<q>: a duration), completion (batch), and "
@@ -238,6 +269,8 @@ class Workload(Spec):
 
     @model_validator(mode="after")
     def _token_lengths(self) -> Workload:
+        if self.images is not None and self.arrivals.closed_loop:
+            raise ValueError("images: not modeled for a closed loop's requests")
         if self.arrivals.carries_tokens:
             return self
         if self.token_pairs is not None:

@@ -23,6 +23,13 @@ class Architecture:
     experts: int = 0
     experts_per_token: int = 0
     vocab: int = 0  # the output head's rows (0: not known)
+    # the vision encoder (a ViT: 0 layers when the model has none), and the patches it
+    # encodes for each image token the language model reads (Gemma 3: 4,096 patches pooled
+    # into 256 tokens, 16; Qwen2.5-VL: 2 x 2 patches merged, 4)
+    vision_layers: int = 0
+    vision_hidden: int = 0
+    vision_params_b: float = 0.0
+    vision_patches_per_token: float = 1.0
 
     @property
     def expert_params_b(self) -> float:

@@ -9,8 +9,11 @@ token is 2 (keys and values) x layers x KV heads x head size x 2 bytes in BF16, 
 latent attention, layers x (latent rank + RoPE dimension) x 2 bytes. Not modeled: sliding
 window layers (their KV is counted as full attention, an overestimate for Gemma and
 gpt-oss), Llama 4's chunked attention (counted as full), gpt-oss's MXFP4 experts (weights
-are counted at the precision the deployment names), multi-token prediction layers, vision
-towers.
+are counted at the precision the deployment names), multi-token prediction layers. A
+vision tower (`vision_config`: a ViT, as Gemma 3's SigLIP or Qwen2.5-VL's) is read for its
+encoder's cost per image token: its layers, width and parameters (attention 4 h^2, MLP 2
+or, gated, 3 h x intermediate a layer) and the patches an image token stands for; its
+weights are not added to the language model's.
 """
 
 from __future__ import annotations
@@ -45,11 +48,36 @@ def _moe_layers(config: dict[str, Any], layers: int) -> list[bool]:
     return [i >= first_dense and i not in dense_only and (i + 1) % step == 0 for i in range(layers)]
 
 
+def vision_tower(config: dict[str, Any]) -> dict[str, Any]:
+    """The vision encoder's fields of `Architecture` from a multimodal config (none: {})."""
+    vision = config.get("vision_config")
+    if not isinstance(vision, dict):
+        return {}
+    layers = _int(vision, "num_hidden_layers", "depth")
+    hidden = _int(vision, "hidden_size", "embed_dim")
+    inter = _int(vision, "intermediate_size", default=4 * hidden)
+    gated = str(vision.get("hidden_act", "")).lower() in ("silu", "swiglu")
+    params = layers * (4 * hidden * hidden + (3 if gated else 2) * hidden * inter)
+    merge = _int(vision, "spatial_merge_size", default=1) or 1
+    per_token = float(merge * merge)
+    tokens = _int(config, "mm_tokens_per_image", default=0)
+    size, patch = _int(vision, "image_size", default=0), _int(vision, "patch_size", default=0)
+    if tokens and size and patch:  # patches pooled into a fixed number of tokens
+        per_token = (size // patch) ** 2 / tokens
+    return {
+        "vision_layers": layers,
+        "vision_hidden": hidden,
+        "vision_params_b": params / 1e9,
+        "vision_patches_per_token": per_token,
+    }
+
+
 def architecture_from_config(config: Any, name: str) -> Architecture:
     """The roofline's view of a model from its `config.json` data; ValueError naming the key
     when something needed is missing or malformed."""
     if not isinstance(config, dict):
         raise ValueError("expected a JSON object (a model's config.json)")
+    tower = vision_tower(config)
     text = config.get("text_config")
     if isinstance(text, dict) and "hidden_size" in text:  # multimodal: the language model
         config = text
@@ -129,4 +157,5 @@ def architecture_from_config(config: Any, name: str) -> Architecture:
         experts=experts,
         experts_per_token=per_token if experts else 0,
         vocab=vocab,
+        **tower,
     )

@@ -451,6 +451,21 @@ def kv_capacity(
     return capacity, kv_bytes, weights, free
 
 
+def encoder_seconds_per_image_token(
+    arch: Architecture, gpu: GPU, tp: int, precision: str, tokens_per_image: int, mfu: float
+) -> float:
+    """The vision encoder's seconds per image token on `tp` GPUs: a ViT over the image's
+    patches (tokens x the patches a token stands for), its GEMMs (2 x parameters a patch)
+    and its attention among the patches (4 x layers x width x patches^2), compute bound at
+    `mfu`; 0 when the model has no vision tower."""
+    if not arch.vision_layers or tokens_per_image <= 0:
+        return 0.0
+    patches = tokens_per_image * arch.vision_patches_per_token
+    flops = 2.0 * arch.vision_params_b * 1e9 * patches
+    flops += 4.0 * arch.vision_layers * arch.vision_hidden * patches * patches
+    return flops / (gpu.flops[precision] * tp * mfu) / tokens_per_image
+
+
 def build_step_model(
     spec: ServingSpec, arch: Architecture | None, base_dir: Path | None = None
 ) -> StepModel:

@@ -11,7 +11,7 @@ from simulator.scenario.format import PrefixSpec, Scenario, Workload
 from simulator.streams import WORKLOAD, name_key, stream
 from simulator.traffic.traces import TRACE_BLOCK_TOKENS
 
-ARRIVALS, INPUT_TOKENS, OUTPUT_TOKENS, PREFIX = 0, 1, 2, 3
+ARRIVALS, INPUT_TOKENS, OUTPUT_TOKENS, PREFIX, IMAGES = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class WorkloadTraffic:
     output_tokens: np.ndarray
     blocks: Blocks | None = None  # prompts' KV-cache blocks (a trace's, or a `prefix`'s)
     block_tokens: int = 0
+    image_tokens: np.ndarray | None = None  # of the input tokens, those images became
 
 
 def prefix_blocks(
@@ -85,6 +86,12 @@ def workload_traffic(
         input_tokens, output_tokens = TokenSampler(workload, seed, replication).sample(
             len(arrivals.times)
         )
+    image_tokens = None
+    if workload.images is not None:  # images become input tokens (their own stream)
+        rng_images = stream(seed, replication, WORKLOAD, workload.name, IMAGES)
+        counts = workload.images.counts(rng_images, len(input_tokens))
+        image_tokens = counts * workload.images.tokens_per_image
+        input_tokens = input_tokens + image_tokens
     blocks, block_tokens = arrivals.blocks, TRACE_BLOCK_TOKENS
     if workload.prefix is not None:
         rng_prefix = stream(seed, replication, WORKLOAD, workload.name, PREFIX)
@@ -96,6 +103,7 @@ def workload_traffic(
         output_tokens,
         blocks,
         block_tokens if blocks is not None else 0,
+        image_tokens,
     )
 
 
