@@ -81,6 +81,12 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                 "route": route,
             }
         )
+        if draw(st.booleans()):  # images: input tokens of their own stream
+            workloads[-1]["images"] = {
+                "per_request": draw(st.one_of(st.integers(0, 4), token_distributions(False))),
+                "tokens_per_image": draw(st.integers(1, 2000)),
+            }
+            workloads[-1]["slo"]["availability"] = draw(st.floats(0.5, 1.0))
     return {
         "name": "property",
         "seed": draw(st.integers(0, 2**32)),
@@ -124,6 +130,13 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         spec["max_queue"] = draw(st.integers(0, 16))
+    failing = draw(st.booleans())
+    if failing:  # replicas fail and come back, often within a short horizon
+        spec["failures"] = {
+            "mtbf": draw(st.floats(10, 600)),
+            "repair": draw(st.floats(0, 120)),
+            "retries": draw(st.integers(0, 2)),
+        }
     kind = draw(st.sampled_from(["reserved", "autoscaled", "cluster"]))
     if kind == "cluster":
         return {
@@ -143,7 +156,7 @@ def fleets(draw: st.DrawFn, name: str, routed: bool) -> dict[str, Any]:
         }
     else:
         spec["replicas"] = draw(st.integers(1, 3))
-        if spec["kv_admission"] == "reserve" and draw(st.booleans()):
+        if spec["kv_admission"] == "reserve" and not failing and draw(st.booleans()):
             # prefill/decode disaggregation: prompts on replicas of their own
             spec["disaggregation"] = {
                 "prefill_replicas": draw(st.integers(1, 2)),

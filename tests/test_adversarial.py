@@ -1082,10 +1082,81 @@ SERVING: dict[str, Any] = {
     ],
 }
 
-MUTABLE = [("base", p) for p in paths(BASE) if p[0] not in ("name",)] + [
-    ("serving", p) for p in paths(SERVING) if p[0] not in ("name",)
-]
-BASES = {"base": BASE, "serving": SERVING}
+# what the guide names (#26): replica failures, images, cache-aware disaggregation
+GUIDE: dict[str, Any] = {
+    "name": "hostile-guide",
+    "seed": 1,
+    "horizon": "10m",
+    "models": {
+        "g": {
+            "price": {"input": 0.2, "output": 0.6},
+            "context_length": 100_000,
+            "architecture": {"like": "gemma-3-27b"},
+        }
+    },
+    "workloads": [
+        {
+            "name": "docs",
+            "model": "g",
+            "arrivals": {"process": "poisson", "rate": "1/s"},
+            "input_tokens": {"dist": "lognormal", "mean": 400, "cv": 0.5},
+            "output_tokens": {"dist": "fixed", "value": 80},
+            "images": {"per_request": {"dist": "empirical", "values": [1, 3]}, "tokens_per_image": 256},
+            "slo": {"availability": "99%", "ttft_p95": "3s"},
+            "route": ["pool", "serverless"],
+        },
+        {
+            "name": "chat",
+            "model": "g",
+            "arrivals": {"process": "poisson", "rate": "1/s"},
+            "input_tokens": {"dist": "fixed", "value": 1500},
+            "output_tokens": {"dist": "fixed", "value": 50},
+            "prefix": {"shared_tokens": 1024, "groups": 3, "block_tokens": 256},
+            "route": ["cpd", "serverless"],
+        },
+    ],
+    "deployments": [
+        {
+            "name": "pool",
+            "kind": "dedicated",
+            "model": "g",
+            "gpu": "H100-SXM",
+            "gpus_per_replica": 2,
+            "replicas": 2,
+            "max_queue": 2,
+            "failures": {"mtbf": "2m", "repair": "30s", "retries": 1},
+        },
+        {
+            "name": "cpd",
+            "kind": "dedicated",
+            "model": "g",
+            "gpu": "H100-SXM",
+            "gpus_per_replica": 2,
+            "replicas": 1,
+            "prefix_caching": True,
+            "prefix_routing": True,
+            "disaggregation": {"prefill_replicas": 2},
+        },
+        {"name": "serverless", "kind": "serverless"},
+    ],
+}
+
+MUTABLE = (
+    [("base", p) for p in paths(BASE) if p[0] not in ("name",)]
+    + [("serving", p) for p in paths(SERVING) if p[0] not in ("name",)]
+    + [("guide", p) for p in paths(GUIDE) if p[0] not in ("name",)]
+)
+BASES = {"base": BASE, "serving": SERVING, "guide": GUIDE}
+
+
+def test_the_guide_base_is_valid_and_uses_every_feature(tmp_path: Path) -> None:
+    result = capsim_here("run", str(_write(tmp_path, GUIDE)), "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    pools = {d["name"]: d for d in report["deployments"]}
+    assert pools["pool"]["failures"] > 0 and pools["pool"]["requests_retried"] > 0
+    assert pools["cpd"]["requests"] > 0 and pools["cpd"]["prefix_cache_hit_rate"] > 0
+    assert report["workloads"][0]["image_tokens"] > 0
 
 
 def test_the_serving_base_is_valid_and_uses_every_technique(tmp_path: Path) -> None:
