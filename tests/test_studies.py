@@ -606,3 +606,14 @@ def test_the_report_says_what_its_figures_rest_on() -> None:
         assert p["capsim_version"] == __version__ and p["price_catalog"] == BUNDLED_SOURCE
         assert p["gpu_prices"]["own"].endswith("the scenario")
         assert "2026-07-16" in p["gpu_prices"]["bundled"]
+
+
+def test_serial_confirmations_stop_early_and_give_the_parallel_answer() -> None:
+    """Run one at a time, a confirmation stops at the first replication that fails (a size
+    fails if any does); on processes all run at once. The answer is the same."""
+    scenario = _plan_scenario()
+    serial = plan(scenario, max_replicas=6, replications=4)
+    parallel = plan(scenario, max_replicas=6, replications=4, workers=2)
+    assert serial["replicas"] == parallel["replicas"] is not None
+    assert serial["monthly_cost_usd"] == parallel["monthly_cost_usd"]
+    assert serial["search"]["runs"] <= parallel["search"]["runs"]

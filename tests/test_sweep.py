@@ -191,8 +191,9 @@ def test_plan_forecast_and_compare_on_a_dask_local_cluster_give_the_local_answer
     from tests.test_studies import _plan_scenario
 
     scenario = _plan_scenario()
-    local_plan = plan(scenario, max_replicas=6, replications=3)
-    local_forecast = forecast(scenario, 3, 0.2, max_replicas=6, replications=2)
+    # local processes against the cluster: both run a confirmation's replications at once
+    local_plan = plan(scenario, max_replicas=6, replications=3, workers=2)
+    local_forecast = forecast(scenario, 3, 0.2, max_replicas=6, replications=2, workers=2)
     variants = [Variant(str(n), load_scenario({**_data(), "seed": n})) for n in (1, 2, 3)]
     local_compare = compare(variants, replications=2)
     with LocalCluster(

@@ -228,6 +228,13 @@ class _Search:
         return self.store(n, spillover, variant, new)
 
     def passes(self, n: int, spillover: bool, confirm: bool) -> bool:
+        """Whether size `n` holds on replication 0 (a screen) or on all (`confirm`). Run one
+        at a time, a confirmation stops at the first replication that fails (a size fails
+        if any does: `slo_met`); run elsewhere in parallel, all are run at once."""
+        if confirm and self.workers <= 1 and not self.dask:
+            for k in range(2, self.replications + 1):
+                if not holds(self.evaluate(n, spillover, k).result.report, self.name, self.routed):
+                    return False
         point = self.evaluate(n, spillover, self.replications if confirm else 1)
         return holds(point.result.report, self.name, self.routed)
 
