@@ -1,6 +1,7 @@
 """The scale targets: mixed scenarios against a bare SimPy M/M/1 loop, a month of 10M requests.
 
     python benchmarks/bench_scale.py [--only mm1,day,month,linearity] [--repeat 3]
+                                     [--engine auto|python|compiled]
 
 Each case runs in a fresh process (peak RSS is that process's own, interpreter and imports
 included) and the script exits 1 when a target is missed:
@@ -12,10 +13,11 @@ included) and the script exits 1 when a target is missed:
 - `day`: one day of a mixed scenario with ~1M requests: a diurnal chat workload
   (Llama-3.1-70B, FP8) on a dedicated pool of 3 x (2 x H100) with serverless spillover,
   and a nightly batch job of 300,000 requests through the batch API.
-  Target: faster than `mm1` (the ratio is printed). Both run `--repeat` times, alternated,
-  and the best time of each is compared.
+  Target: at most half of `mm1` (the ratio is printed). Both run `--repeat` times,
+  alternated, and the best time of each is compared.
 - `month`: 30 days of the same shape at 10M requests (weekday/weekend seasonality, a pool
-  of 2 replicas, a batch job each night). Target: under 60 s, peak RSS under 1.5 GB.
+  of 2 replicas, a batch job each night). Target: at most 3x `mm1` (measured in the same
+  invocation; `mm1` runs whenever `month` does), peak RSS at most 1,000 MB.
 - `linearity`: the `month` scenario at 2.5M, 5M and 10M requests, peak RSS of each, and
   the extra MB per extra 1M requests between consecutive sizes; target: the step from 5M to
   10M costs no more per request than the step from 2.5M to 5M (x 1.1), i.e. linear or
@@ -35,8 +37,9 @@ import time
 
 DAY = 86400.0
 MM1_CUSTOMERS = 1_000_000
-MONTH_SECONDS_TARGET = 60.0
-MONTH_RSS_TARGET_MB = 1500.0
+DAY_RATIO_TARGET = 0.5  # day / mm1
+MONTH_RATIO_TARGET = 3.0  # month / mm1
+MONTH_RSS_TARGET_MB = 1000.0
 
 POOL_MODEL = {"id": "meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo"}
 
@@ -178,11 +181,15 @@ def child(case: str, requests: int) -> dict[str, float]:
     return out
 
 
+ENGINE = "auto"  # CAPSIM_ENGINE for the scenario cases (--engine)
+
+
 def fresh(case: str, requests: int = 0) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", case, "--requests", str(requests)],
         capture_output=True,
         text=True,
+        env={**os.environ, "CAPSIM_ENGINE": ENGINE},
     )
     if done.returncode != 0:
         sys.exit(f"{case} failed:\n{done.stderr}")
@@ -208,18 +215,27 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of mm1 and day, best kept (default 3)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "python", "compiled"],
+        default="auto",
+        help="CAPSIM_ENGINE for day and month: python measures the reference engine",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.requests)))
         return
+    global ENGINE
+    ENGINE = args.engine
     cases = set(args.only.split(","))
     missed: list[str] = []
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+        f", engine {args.engine}"
     )
-    if "day" in cases:
+    if "day" in cases or "month" in cases:
         cases.add("mm1")
     runs: dict[str, list[dict[str, float]]] = {"mm1": [], "day": []}
     for _ in range(args.repeat):  # alternated, so a busy moment of the machine hits both
@@ -239,16 +255,18 @@ def main() -> None:
         day = best["day"]
         ratio = day["seconds"] / mm1["seconds"]
         print(f"day:   {describe(day)}, best of {args.repeat} ({times(runs['day'])})")
-        print(f"       day / mm1 = {ratio:.2f} (target < 1)")
-        if ratio >= 1:
+        print(f"       day / mm1 = {ratio:.2f} (target <= {DAY_RATIO_TARGET})")
+        if ratio > DAY_RATIO_TARGET:
             missed.append(f"day: {ratio:.2f} x the bare M/M/1 loop")
     if "month" in cases:
         month = fresh("month", 10_000_000)
+        ratio = month["seconds"] / best["mm1"]["seconds"]
         print(f"month: {describe(month)}")
-        if month["seconds"] >= MONTH_SECONDS_TARGET:
-            missed.append(f"month: {month['seconds']:.1f} s >= {MONTH_SECONDS_TARGET:.0f} s")
-        if month["peak_rss_mb"] >= MONTH_RSS_TARGET_MB:
-            missed.append(f"month: {month['peak_rss_mb']:.0f} MB >= {MONTH_RSS_TARGET_MB:.0f} MB")
+        print(f"       month / mm1 = {ratio:.2f} (target <= {MONTH_RATIO_TARGET})")
+        if ratio > MONTH_RATIO_TARGET:
+            missed.append(f"month: {ratio:.2f} x the bare M/M/1 loop")
+        if month["peak_rss_mb"] > MONTH_RSS_TARGET_MB:
+            missed.append(f"month: {month['peak_rss_mb']:.0f} MB > {MONTH_RSS_TARGET_MB:.0f} MB")
     if "linearity" in cases:
         sizes = [2_500_000, 5_000_000, 10_000_000]
         rss = [fresh("month", n)["peak_rss_mb"] for n in sizes]

@@ -221,8 +221,9 @@ def report_tables(report: dict[str, Any]) -> Group:
 
 def failure_line(d: dict[str, Any]) -> str:
     """A deployment's replica failures, in a sentence."""
+    plural = "" if d["failures"] == 1 else "s"
     return (
-        f"{d['name']}: {fmt_count(d['failures'])} replica failures, replicas up "
+        f"{d['name']}: {fmt_count(d['failures'])} replica failure{plural}, replicas up "
         f"{d['replica_availability']:.2%} of the time; {fmt_count(d['requests_retried'])} "
         f"requests retried, {fmt_count(d['requests_lost'])} lost"
     )
