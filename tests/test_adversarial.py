@@ -392,9 +392,9 @@ FIELD_CASES: list[tuple[str, tuple[Any, ...], Any, str]] = [
         "prefill_gpu",
     ),
     (
-        "disaggregation with prefix caching",
-        (*POOL, "disaggregation"),
-        {"prefill_replicas": 1},
+        "disaggregation with replica failures",
+        POOL,
+        {**BASE["deployments"][0], "disaggregation": {"prefill_replicas": 1}, "failures": {"mtbf": "1h"}},
         "disaggregation",
     ),
     (

@@ -84,7 +84,7 @@ def test_the_compiled_path_is_taken_where_the_design_says(
     """A reserved pool fed open-loop arrivals runs compiled; autoscaled, chunked, optimistic
     and prefix-caching pools, and pools offered spills, stay in Python."""
     path = Path(__file__).parent.parent / "scenarios/dedicated_h100_spillover.yaml"
-    base = load_scenario(path)
+    base = load_scenario({**yaml.safe_load(path.read_text()), "horizon": "2h"})
     _, ran = _run(base, "compiled", monkeypatch)
     assert ran == 1
     _, ran = _run(base, "python", monkeypatch)
@@ -94,7 +94,7 @@ def test_the_compiled_path_is_taken_where_the_design_says(
         {"chunked_prefill": True},
         {"replicas": {"min": 1, "max": 3}},
     ):
-        data = yaml.safe_load(path.read_text())
+        data = {**yaml.safe_load(path.read_text()), "horizon": "2h"}
         pool = next(d for d in data["deployments"] if d["kind"] == "dedicated")
         pool.update(change)
         _, ran = _run(load_scenario(data), "compiled", monkeypatch)

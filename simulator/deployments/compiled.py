@@ -23,7 +23,10 @@ without a dedicated pool never import numba.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,6 +100,35 @@ def worth_it(requests: int) -> bool:
     return requests >= COLD_MIN_REQUESTS or cached()
 
 
+@contextmanager
+def signals_between_calls() -> Iterator[Callable[[], None]]:
+    """Ctrl-C and SIGTERM noted while compiled code runs or compiles, acted on between
+    calls (the returned function): numba compiles through ctypes callbacks, where the
+    exception a Python handler raises is lost. The handlers in place are restored first,
+    then the signal raised again for them, at a point where their exception propagates."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    noted: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def act() -> None:
+        if noted:
+            restore()
+            signal.raise_signal(noted[0])
+
+    for sig in previous:
+        signal.signal(sig, lambda number, _frame: noted.append(number))
+    try:
+        yield act
+    finally:
+        restore()
+
+
 def event_capacity(replicas: int, width: int) -> int:
     """Room in the compiled event heap: each replica's wake-up and the ones it replaced
     that are still due (a replica is planned again at most about once per request it
@@ -134,21 +166,26 @@ def run_pool(
     accepted = np.zeros(len(rows), dtype=np.bool_)
     rec = (r.arrival, r.input_tokens, r.output_tokens)
     rows64 = rows.astype(np.int64, copy=False)
-    for lo in range(0, len(rows), _BLOCK):
-        if progress is not None:
-            progress(lo / max(1, len(rows)))
-        hi = min(len(rows), lo + _BLOCK)
-        core.feed(state_i, state_f, model, rec, times, rows64, accepted, lo, hi)
-        if state_i[core.OVERFLOW]:
-            return None
-    core.finish(state_i, state_f, model, rec, times)
+    with signals_between_calls() as act:
+        for lo in range(0, len(rows), _BLOCK):
+            if progress is not None:
+                progress(lo / max(1, len(rows)))
+            hi = min(len(rows), lo + _BLOCK)
+            core.feed(state_i, state_f, model, rec, times, rows64, accepted, lo, hi)
+            act()
+            if state_i[core.OVERFLOW]:
+                return None
+        core.finish(state_i, state_f, model, rec, times)
+        act()
+        offered_tokens = int(core.tokens_of(rec, rows64))
+        act()
     if state_i[core.OVERFLOW]:
         return None
     served = rows64[accepted]
     r.outcome[served] = Outcome.COMPLETED  # the drain finished every request admitted
     del served
     pool.offered += len(rows)
-    pool.offered_tokens += int(core.tokens_of(rec, rows64))
+    pool.offered_tokens += offered_tokens
     pool.refused_too_long += int(state_i[core.REFLONG])
     pool.refused_queue_full += int(state_i[core.REFFULL])
     pool.output_tokens_served += int(state_i[core.OUTTOK])

@@ -248,7 +248,11 @@ class Workload(Spec):
     token_pairs: TokenPairs | None = None
     token_correlation: float | None = Field(default=None, ge=-1, le=1)
     prefix: PrefixSpec | None = None
-    images: ImagesSpec | None = None
+    images: ImagesSpec | None = Field(
+        default=None,
+        description="images in each request: {per_request, tokens_per_image}; their tokens "
+        "are input tokens (prices, context, prefill, the vision encoder)",
+    )
     slo: dict[str, Duration] = Field(
         default_factory=dict,
         description="latency targets (<metric>_p<q>: a duration), completion (batch), and "
