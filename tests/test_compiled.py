@@ -50,18 +50,19 @@ def _same(reference: RunResult, other: RunResult) -> None:
     assert reference.end_time == pytest.approx(other.end_time, rel=1e-9)
     assert reference.spilled == other.spilled
     for left, right in zip(reference.summaries, other.summaries, strict=True):
-        assert left.gpu_hours == pytest.approx(right.gpu_hours, rel=1e-9)
-        assert left.fixed_cost_usd == pytest.approx(right.fixed_cost_usd, rel=1e-9)
-        if left.utilization is None:
-            assert right.utilization is None
-        else:
-            assert left.utilization == pytest.approx(right.utilization, rel=1e-9)
+        for key in ("gpu_hours", "fixed_cost_usd", "utilization"):
+            _close(getattr(left, key), getattr(right, key), key)
         assert left.extra.keys() == right.extra.keys()
         for key, value in left.extra.items():
-            if isinstance(value, float) and not math.isnan(value):
-                assert value == pytest.approx(right.extra[key], rel=1e-9), key
-            else:
-                assert value == right.extra[key], key
+            _close(value, right.extra[key], key)
+
+
+def _close(x: Any, y: Any, what: str) -> None:
+    """Equal, floats within 1e-9 relative (None and NaN only as themselves)."""
+    if isinstance(x, float) and isinstance(y, float) and not math.isnan(x):
+        assert x == pytest.approx(y, rel=1e-9), what
+    else:
+        assert x == y or (x != x and y != y), what
 
 
 def _may_compile(spec: Any) -> bool:
