@@ -130,35 +130,22 @@ class Router:
     def route_after(self, i: int, t: float, deployment: DeploymentModel) -> bool:
         """Route request i at t to the deployments of its route after `deployment` (a retry
         from a failed replica that `deployment` could not take again); False: lost."""
-        r = self.records
-        w = int(r.workload[i])
-        route = self.routes[w]
-        spills = int(r.spills[i]) + 1
-        for later in route[route.index(deployment) + 1 :]:
-            limit = later.length_limit
-            if limit is not None and r.input_tokens[i] > limit:
-                later.passed_by_length += 1
-                continue
-            if later.offer(i, t):
-                r.deployment[i] = later.index
-                r.spills[i] = spills
-                return True
-            later.spilled += 1
-            spills += 1
-        r.spills[i] = spills
-        r.outcome[i] = Outcome.REJECTED
-        r.reason[i] = Reason.NO_CAPACITY
-        r.deployment[i] = -1
+        w = int(self.records.workload[i])
+        start = self.routes[w].index(deployment) + 1
+        if self.route_admissible(i, w, t, start, int(self.records.spills[i]) + 1):
+            return True
+        self.records.deployment[i] = -1
         return False
 
     def reject_over_context(self, i: int) -> None:
         self.records.outcome[i] = Outcome.REJECTED
         self.records.reason[i] = Reason.CONTEXT_LENGTH
 
-    def route_admissible(self, i: int, w: int, t: float) -> bool:
-        """Route request i of workload w, known to fit its model's context, arriving at t."""
-        spills = 0
-        for deployment in self.routes[w]:
+    def route_admissible(self, i: int, w: int, t: float, start: int = 0, spills: int = 0) -> bool:
+        """Route request i of workload w, known to fit its model's context, arriving at t
+        (from position `start` of its route, `spills` refusals counted already)."""
+        route = self.routes[w]
+        for deployment in route[start:] if start else route:
             limit = deployment.length_limit
             if limit is not None and self.records.input_tokens[i] > limit:
                 deployment.passed_by_length += 1
