@@ -172,3 +172,24 @@ def test_plan_with_k_spares_is_the_fleet_that_holds_plus_k() -> None:
     per_replica = plain["monthly_cost_usd"] / n
     assert spared["monthly_cost_usd"] == pytest.approx((n + 2) * per_replica, rel=0.01)
     assert f"{n + 2} still do with 2 down" in spared["verdict"]
+
+
+def test_a_preempted_request_retried_after_a_failure_starts_again_from_scratch() -> None:
+    """Optimistic admission on a small KV cache preempts requests (recomputed later, keeping
+    their start); one held by a replica that fails is retried from scratch: it gets a new
+    start and first token, it does not keep the ones the failure erased (found by the
+    property tests: a completed request with no start)."""
+    scenario = _scenario(
+        {"mtbf": "40s", "repair": "10s", "retries": 3}, replicas=2, rate="4/s", horizon="10m"
+    )
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_none=True)
+    pool = data["deployments"][0]
+    pool["kv_admission"] = "optimistic"
+    pool["performance"] = {"model": "roofline", "precision": "fp8", "memory_fraction": 0.01}
+    data["workloads"][0]["input_tokens"] = {"dist": "lognormal", "mean": 1500, "cv": 0.8}
+    data["workloads"][0]["output_tokens"] = {"dist": "lognormal", "mean": 400, "cv": 0.8}
+    from simulator import load_scenario
+
+    result = run_checked(load_scenario(data))  # every completed request: start >= arrival
+    report = result.report["deployments"][0]
+    assert report["preemptions"] > 0 and report["requests_retried"] > 0

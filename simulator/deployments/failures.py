@@ -45,6 +45,7 @@ class FailingPool(Protocol):
     replicas: list[Replica]
     active: list[Replica]
     down: set[int]
+    preempted: set[int]
     autoscale: AutoscaleSpec | None
 
     def retired(self, replica: Replica, now: float) -> None: ...
@@ -121,6 +122,7 @@ class Failures:
         r = pool.records
         for i in held:
             r.start[i] = r.first_token[i] = r.finish[i] = math.nan
+            pool.preempted.discard(i)  # from scratch: not a recomputation keeping its start
             tries = self.tries.get(i, 0)
             if tries < self.spec.retries:
                 self.tries[i] = tries + 1
